@@ -1,0 +1,116 @@
+"""``xfv verify``, ``xfv evaluate``, ``xfv embed`` and ``xfv models``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xfv.config import get_settings
+from xfv.datasets import PROTOCOL_INPUT_MODES, READERS, read_protocol
+from xfv.errors import XfvError
+from xfv.faces import INPUT_MODES
+from xfv.models import available_models, get_model
+from xfv.pipeline.embeddings import embed_paths
+from xfv.pipeline.evaluate import evaluate
+from xfv.pipeline.verify import verify_paths
+
+
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model name (see `xfv models`), or a path to a .json model spec or .onnx file (default: $XFV_MODEL or dlib)",
+    )
+
+
+def model_name(args: argparse.Namespace) -> str:
+    return args.model or get_settings().default_model
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    verify = subparsers.add_parser("verify", help="same person or not: distance, threshold, decision")
+    verify.add_argument("image1", type=Path)
+    verify.add_argument("image2", type=Path)
+    add_model_option(verify)
+    verify.add_argument("--threshold", type=float, help="cosine-distance threshold (default: the model's, from LFW)")
+    verify.add_argument("--input-mode", choices=INPUT_MODES, default="detect")
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    verify.set_defaults(func=run_verify)
+
+    evaluate_parser = subparsers.add_parser("evaluate", help="10-fold verification protocol on a benchmark")
+    evaluate_parser.add_argument("--protocol", choices=sorted(READERS), required=True)
+    evaluate_parser.add_argument("--root", type=Path, required=True, help="the dataset's folder")
+    add_model_option(evaluate_parser)
+    evaluate_parser.add_argument("--input-mode", choices=INPUT_MODES, help="default: the protocol's usual mode")
+    evaluate_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate_parser.set_defaults(func=run_evaluate)
+
+    embed = subparsers.add_parser("embed", help="embeddings of images, in input order, to a .npy file")
+    embed.add_argument("images", type=Path, nargs="+")
+    add_model_option(embed)
+    embed.add_argument("--input-mode", choices=INPUT_MODES, default="detect")
+    embed.add_argument("--out", type=Path, required=True, help="FILE.npy; a FILE.json sidecar lists images and model")
+    embed.set_defaults(func=run_embed)
+
+    models = subparsers.add_parser("models", help="the available models and their specs")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=run_models)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    result = verify_paths(args.image1, args.image2, get_model(model_name(args)), args.threshold, args.input_mode)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    print(result.describe())
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    pairs = read_protocol(args.protocol, args.root)
+    mode = args.input_mode or PROTOCOL_INPUT_MODES[args.protocol]
+    report = evaluate(pairs, get_model(model_name(args)), mode, progress=True)
+    summary = report.summary()
+    if args.json:
+        print_json(summary)
+        return 0
+    print(f"{summary['protocol']} with {summary['model']} ({mode}), {summary['n_pairs']} pairs, 10 folds")
+    print(f"  accuracy        {report.accuracy_mean:.4f} +- {report.accuracy_std:.4f}")
+    print(f"  ROC AUC         {report.auc:.5f}")
+    print(f"  TAR @ FAR 1e-3  {report.tar_at_far_1e3:.4f}")
+    print("  thresholds      " + " ".join(f"{t:.4f}" for t in report.thresholds))
+    return 0
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    if args.out.suffix != ".npy":
+        raise XfvError(f"{args.out}: the output must be a .npy file")
+    model = get_model(model_name(args))
+    embeddings = embed_paths(args.images, model, args.input_mode, progress=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(args.out, embeddings)
+    sidecar = {"model": model.spec.to_dict(), "input_mode": args.input_mode, "images": [str(p) for p in args.images]}
+    args.out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    print(f"wrote {len(embeddings)} embeddings of size {embeddings.shape[1]} to {args.out} (+ {args.out.with_suffix('.json').name})")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    specs = available_models()
+    if args.json:
+        print_json([spec.to_dict() for spec in specs])
+        return 0
+    for spec in specs:
+        threshold = f"{spec.default_threshold:.4f}" if spec.default_threshold is not None else "none"
+        print(f"{spec.name:14s} input {spec.input_size}x{spec.input_size} ({spec.alignment} alignment), "
+              f"{spec.embedding_size}-d, threshold {threshold}")
+        print(f"{'':14s} {spec.description}")
+    return 0

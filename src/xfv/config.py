@@ -1,0 +1,43 @@
+"""All configuration in one place: environment variables with the ``XFV_`` prefix.
+
+CLI flags override these values; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; build with :func:`get_settings`."""
+
+    home: Path
+    cache_dir: Path
+    database_url: str
+    default_model: str
+    max_upload_bytes: int
+
+    @property
+    def embedding_cache_path(self) -> Path:
+        return self.cache_dir / "arrays.sqlite"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.cache_dir / "models"
+
+
+def get_settings() -> Settings:
+    """Read the ``XFV_*`` environment variables, falling back to defaults under ``~/.xfv``."""
+    home = Path(os.environ.get("XFV_HOME", Path.home() / ".xfv")).expanduser()
+    cache_dir = Path(os.environ.get("XFV_CACHE_DIR", home / "cache")).expanduser()
+    database_url = os.environ.get("XFV_DATABASE_URL", f"sqlite:///{home / 'xfv.sqlite'}")
+    return Settings(
+        home=home,
+        cache_dir=cache_dir,
+        database_url=database_url,
+        default_model=os.environ.get("XFV_MODEL", "dlib"),
+        max_upload_bytes=int(os.environ.get("XFV_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)),
+    )

@@ -1,0 +1,60 @@
+"""Reading photos: any common format, EXIF orientation applied, greyscale and RGBA made RGB."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from xfv.errors import ImageError
+
+#: Larger images are refused (decompression bombs, accidental raw scans).
+MAX_PIXELS = 40_000_000
+
+
+def load_image(path: Path | str) -> np.ndarray:
+    """Read an image file as uint8 RGB (h, w, 3); a clear ``ImageError`` names the file and problem."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: file not found")
+    if not path.is_file():
+        raise ImageError(f"{path}: not a file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return decode_image(data, str(path))
+
+
+def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+    """Decode image bytes (an upload, say) as uint8 RGB; ``name`` is used in error messages."""
+    if not data:
+        raise ImageError(f"{name}: empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageError(f"{name}: image too large ({image.width}x{image.height} pixels)")
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return np.asarray(_to_rgb(image), dtype=np.uint8).copy()
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image (unrecognised format)") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name}: image too large") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name}: truncated or corrupt image ({exc})") from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB for every mode; transparency is composited over white, not dropped to black."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        scale = 255.0 / max(float(array.max()), 1.0)
+        return Image.fromarray((array * scale).astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")

@@ -1,0 +1,304 @@
+"""Calibrators: from a cosine distance to P(genuine) and to the confidence of the decision.
+
+All calibrators share one scikit-learn style interface (:class:`Calibrator`): ``fit`` on labelled
+distances with a decision threshold t (genuine iff d <= t), then ``predict_proba_same`` and
+``predict_confidence``, and a JSON form so a calibration travels with its model. This module holds
+the base class, the baselines (Platt scaling, isotonic regression) and the fold-wise protocol; the
+C-Score of the paper is :class:`xfv.method.cscore.CScoreCalibrator`.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit
+from sklearn.isotonic import IsotonicRegression
+
+from xfv.errors import XfvError
+from xfv.method.thresholds import best_threshold
+
+#: Format tag and version written into every saved calibrator.
+FORMAT = "xfv-calibrator"
+FORMAT_VERSION = 1
+
+_C = TypeVar("_C", bound="Calibrator")
+
+
+class CalibrationError(XfvError):
+    """A calibrator cannot be fitted, used or loaded; the message names the cause."""
+
+
+def check_pairs(distances: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate labelled distances; returns them as float64 and bool 1-D arrays."""
+    d = np.asarray(distances, dtype=np.float64)
+    same = np.asarray(labels).astype(bool)
+    if d.ndim != 1 or same.shape != d.shape:
+        raise CalibrationError(f"distances and labels must be 1-D of one length, got {d.shape} and {same.shape}")
+    if not np.all(np.isfinite(d)):
+        raise CalibrationError(f"{int(np.sum(~np.isfinite(d)))} distances are not finite numbers")
+    return d, same
+
+
+class Calibrator(ABC):
+    """Maps cosine distances to P(genuine) and to the confidence of the thresholded decision.
+
+    ``strict`` selects the decision rule: genuine iff d < t (the authors' code) instead of d <= t.
+    Fitted attributes: ``threshold_``, ``model_name_`` and ``fitted_on_`` (what the data was).
+    """
+
+    #: Name of the method in saved files and reports; each concrete subclass sets its own.
+    kind: ClassVar[str]
+    #: Fewer genuine or impostor pairs than this is an error, not a fit.
+    min_pairs_per_class: ClassVar[int] = 10
+    _registry: ClassVar[dict[str, type[Calibrator]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            Calibrator._registry[cls.kind] = cls
+
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = strict
+
+    # --- fitting -------------------------------------------------------------------------------
+
+    def fit(
+        self: _C,
+        distances: np.ndarray,
+        labels: np.ndarray,
+        threshold: float | None = None,
+        *,
+        model_name: str = "",
+        data_description: str = "",
+    ) -> _C:
+        """Fit on labelled distances (labels true = genuine) with decision threshold ``threshold``.
+
+        With ``threshold=None`` the accuracy-maximising threshold on these distances is used.
+        """
+        d, same = check_pairs(distances, labels)
+        self._check_counts(same)
+        t = best_threshold(d, same) if threshold is None else float(threshold)
+        if not np.isfinite(t):
+            raise CalibrationError(f"threshold must be a finite number, got {threshold!r}")
+        self._fit(d, same, t)
+        self.threshold_ = t
+        self.model_name_ = model_name
+        self.fitted_on_ = {
+            "description": data_description,
+            "n_genuine": int(same.sum()),
+            "n_impostor": int((~same).sum()),
+        }
+        return self
+
+    def _check_counts(self, same: np.ndarray) -> None:
+        n_genuine, n_impostor = int(same.sum()), int((~same).sum())
+        for name, count in (("genuine", n_genuine), ("impostor", n_impostor)):
+            if count == 0:
+                raise CalibrationError(f"cannot calibrate {self.kind}: the data has no {name} pairs")
+        if min(n_genuine, n_impostor) < self.min_pairs_per_class:
+            raise CalibrationError(
+                f"too few pairs to calibrate {self.kind}: {n_genuine} genuine and {n_impostor} impostor, "
+                f"need at least {self.min_pairs_per_class} of each"
+            )
+
+    @abstractmethod
+    def _fit(self, d: np.ndarray, same: np.ndarray, t: float) -> None:
+        """Fit the method's own parameters on validated data."""
+
+    # --- prediction ----------------------------------------------------------------------------
+
+    def predict_same(self, distances: np.ndarray | float) -> np.ndarray:
+        """The decision: true where a pair is predicted genuine."""
+        self._check_fitted()
+        d = np.asarray(distances, dtype=np.float64)
+        return d < self.threshold_ if self.strict else d <= self.threshold_
+
+    @abstractmethod
+    def predict_proba_same(self, distances: np.ndarray | float) -> np.ndarray:
+        """P(genuine) for each distance."""
+
+    def predict_confidence(self, distances: np.ndarray | float) -> np.ndarray:
+        """Probability that the decision is right: P(same) if predicted same, else 1 - P(same)."""
+        p = self.predict_proba_same(distances)
+        return np.where(self.predict_same(distances), p, 1.0 - p)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "threshold_"):
+            raise CalibrationError(f"the {self.kind} calibrator is not fitted; call fit() or load() first")
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    def get_options(self) -> dict[str, Any]:
+        """Constructor arguments, so ``type(self)(**get_options())`` is an unfitted copy."""
+        return {"strict": self.strict}
+
+    @abstractmethod
+    def _parameters(self) -> dict[str, Any]:
+        """Fitted parameters as JSON values."""
+
+    @abstractmethod
+    def _set_parameters(self, parameters: dict[str, Any]) -> None:
+        """Restore fitted parameters written by :meth:`_parameters`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description: method, model, data, threshold, options and parameters."""
+        self._check_fitted()
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "kind": self.kind,
+            "model": self.model_name_,
+            "fitted_on": dict(self.fitted_on_),
+            "threshold": self.threshold_,
+            "options": self.get_options(),
+            "parameters": self._parameters(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
+        """Rebuild a fitted calibrator from :meth:`to_dict` output; the class is chosen by ``kind``."""
+        if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
+            raise CalibrationError(f"not an {FORMAT} version {FORMAT_VERSION} description")
+        _import_builtin_kinds()
+        klass = Calibrator._registry.get(data.get("kind", ""))
+        if klass is None or not issubclass(klass, cls):
+            raise CalibrationError(f"cannot load a {data.get('kind')!r} calibrator as {cls.__name__}")
+        try:
+            calibrator = klass(**data["options"])
+            calibrator._set_parameters(data["parameters"])
+            calibrator.threshold_ = float(data["threshold"])
+            calibrator.model_name_ = str(data["model"])
+            calibrator.fitted_on_ = dict(data["fitted_on"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CalibrationError(f"malformed {klass.kind} calibrator description: {exc!r}") from exc
+        return calibrator
+
+    def save(self, path: str | Path) -> None:
+        """Write :meth:`to_dict` as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Calibrator:
+        """Read a calibrator written by :meth:`save`."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CalibrationError(f"cannot read calibrator {path}: {exc}") from exc
+        return cls.from_dict(data)
+
+
+def _import_builtin_kinds() -> None:
+    """Register the C-Score, which lives in its own module that imports this one."""
+    import xfv.method.cscore  # noqa: F401
+
+
+class PlattCalibrator(Calibrator):
+    """Platt scaling: P(same) = sigmoid(a + b d), fitted by maximum likelihood on Platt's smoothed targets.
+
+    The smoothed targets (N+ + 1)/(N+ + 2) and 1/(N- + 2) keep the fit finite on separable data.
+    """
+
+    kind = "platt"
+
+    def _fit(self, d: np.ndarray, same: np.ndarray, t: float) -> None:
+        n_pos, n_neg = int(same.sum()), int((~same).sum())
+        target = np.where(same, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+        mu, sd = float(d.mean()), float(d.std()) or 1.0
+        z = (d - mu) / sd
+
+        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+            s = w[0] + w[1] * z
+            residual = expit(s) - target
+            return float(np.sum(np.logaddexp(0.0, s) - target * s)), np.array([residual.sum(), residual @ z])
+
+        result = minimize(loss, np.zeros(2), jac=True, method="BFGS")
+        if not result.success or not np.all(np.isfinite(result.x)):
+            raise CalibrationError(f"Platt scaling did not converge: {result.message}")
+        self.slope_ = float(result.x[1] / sd)
+        self.intercept_ = float(result.x[0] - result.x[1] * mu / sd)
+
+    def predict_proba_same(self, distances: np.ndarray | float) -> np.ndarray:
+        self._check_fitted()
+        return expit(self.intercept_ + self.slope_ * np.asarray(distances, dtype=np.float64))
+
+    def _parameters(self) -> dict[str, Any]:
+        return {"intercept": self.intercept_, "slope": self.slope_}
+
+    def _set_parameters(self, parameters: dict[str, Any]) -> None:
+        self.intercept_ = float(parameters["intercept"])
+        self.slope_ = float(parameters["slope"])
+
+
+class IsotonicCalibrator(Calibrator):
+    """Isotonic regression of the genuine label on d, non-increasing in distance, clipped at the ends."""
+
+    kind = "isotonic"
+
+    def _fit(self, d: np.ndarray, same: np.ndarray, t: float) -> None:
+        model = IsotonicRegression(increasing=False, y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        model.fit(d, same.astype(np.float64))
+        self.x_ = np.asarray(model.X_thresholds_, dtype=np.float64)
+        self.y_ = np.asarray(model.y_thresholds_, dtype=np.float64)
+
+    def predict_proba_same(self, distances: np.ndarray | float) -> np.ndarray:
+        self._check_fitted()
+        return np.interp(np.asarray(distances, dtype=np.float64), self.x_, self.y_)
+
+    def _parameters(self) -> dict[str, Any]:
+        return {"x": self.x_.tolist(), "y": self.y_.tolist()}
+
+    def _set_parameters(self, parameters: dict[str, Any]) -> None:
+        self.x_ = np.asarray(parameters["x"], dtype=np.float64)
+        self.y_ = np.asarray(parameters["y"], dtype=np.float64)
+        if self.x_.ndim != 1 or self.x_.shape != self.y_.shape or len(self.x_) == 0:
+            raise ValueError("isotonic x and y must be non-empty lists of one length")
+
+
+@dataclass(frozen=True)
+class OutOfFold:
+    """Out-of-fold predictions, one entry per pair, and the calibrator that scored each fold."""
+
+    proba_same: np.ndarray
+    confidence: np.ndarray
+    predicted_same: np.ndarray
+    fold_ids: np.ndarray
+    calibrators: tuple[Calibrator, ...]
+
+
+def out_of_fold_confidence(
+    calibrator_factory: Callable[[], Calibrator],
+    distances: np.ndarray,
+    labels: np.ndarray,
+    folds: np.ndarray,
+    thresholds: Sequence[float] | np.ndarray | None = None,
+) -> OutOfFold:
+    """Score each fold with a calibrator fitted on all other folds, with that fold's threshold.
+
+    ``thresholds`` holds one threshold per fold in the order of ``np.unique(folds)``; with None each
+    calibrator uses the best threshold on its own training folds (the usual 10-fold protocol).
+    """
+    d, same = check_pairs(distances, labels)
+    folds = np.asarray(folds)
+    fold_ids = np.unique(folds)
+    if folds.shape != d.shape or len(fold_ids) < 2:
+        raise CalibrationError(f"need one fold id per pair and at least two folds, got {len(fold_ids)} fold(s)")
+    if thresholds is not None and len(thresholds) != len(fold_ids):
+        raise CalibrationError(f"need one threshold per fold ({len(fold_ids)}), got {len(thresholds)}")
+    proba, confidence, decision = np.empty_like(d), np.empty_like(d), np.empty_like(same)
+    calibrators = []
+    for index, fold in enumerate(fold_ids):
+        test = folds == fold
+        threshold = None if thresholds is None else float(thresholds[index])
+        calibrator = calibrator_factory().fit(d[~test], same[~test], threshold)
+        proba[test] = calibrator.predict_proba_same(d[test])
+        confidence[test] = calibrator.predict_confidence(d[test])
+        decision[test] = calibrator.predict_same(d[test])
+        calibrators.append(calibrator)
+    return OutOfFold(proba, confidence, decision, fold_ids, tuple(calibrators))

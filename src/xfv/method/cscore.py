@@ -1,0 +1,147 @@
+"""The C-Score of the paper (section 3.1): how likely a thresholded face-verification decision is right.
+
+Genuine and impostor distances are histogrammed over [0, 2]; the genuine share per bin (from
+densities, so class priors do not matter) is fitted with the logistic c(d) = L / (1 + exp(-k (d - d0))) + b;
+then C = c(d) for a genuine decision and 1 - c(d) for an impostor one, clipped to [0.5, 1].
+Defaults follow the paper (400 bins, bin centres, genuine iff d <= t); :meth:`CScoreCalibrator.authors_code`
+gives the authors' reference code (2000 bins, left bin edges, genuine iff d < t).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy.optimize import OptimizeWarning, curve_fit
+from scipy.special import expit
+
+from xfv.method.calibration import CalibrationError, Calibrator, check_pairs
+
+#: Where a bin sits on the distance axis in the fit: its centre (default) or its left edge (authors' code).
+X_POSITIONS = ("centre", "left")
+#: The cosine-distance range the histograms cover.
+DISTANCE_RANGE = (0.0, 2.0)
+
+
+class Sigmoid(NamedTuple):
+    """The four-parameter logistic c(d) = L / (1 + exp(-k (d - d0))) + b; falls with d when L k < 0."""
+
+    L: float
+    d0: float
+    k: float
+    b: float
+
+    def __call__(self, distances: np.ndarray | float) -> np.ndarray:
+        return self.L * expit(self.k * (np.asarray(distances, dtype=np.float64) - self.d0)) + self.b
+
+
+def _sigmoid(d: np.ndarray, L: float, d0: float, k: float, b: float) -> np.ndarray:  # noqa: N803
+    return Sigmoid(L, d0, k, b)(d)
+
+
+@dataclass(frozen=True)
+class BinRatios:
+    """Histogram of one calibration set: bin edges, the fit's x per bin, class densities, genuine share."""
+
+    edges: np.ndarray
+    x: np.ndarray
+    genuine_density: np.ndarray
+    impostor_density: np.ndarray
+    ratio: np.ndarray
+
+
+def bin_ratios(
+    distances: np.ndarray, labels: np.ndarray, threshold: float, bins: int = 400, x_position: str = "centre"
+) -> BinRatios:
+    """Genuine share per bin, g / (g + i) of the class densities over [0, 2].
+
+    Bins empty of both classes count as 1 left of the bin holding the threshold and 0 from it on.
+    """
+    if x_position not in X_POSITIONS:
+        raise CalibrationError(f"x_position must be one of {X_POSITIONS}, got {x_position!r}")
+    if bins < 2:
+        raise CalibrationError(f"the C-Score needs at least 2 histogram bins, got {bins}")
+    d, same = check_pairs(distances, labels)
+    d = np.clip(d, *DISTANCE_RANGE)
+    genuine, edges = np.histogram(d[same], bins=bins, range=DISTANCE_RANGE, density=True)
+    impostor, _ = np.histogram(d[~same], bins=bins, range=DISTANCE_RANGE, density=True)
+    total = genuine + impostor
+    threshold_bin = int(np.floor((threshold - DISTANCE_RANGE[0]) / (edges[1] - edges[0])))
+    empty_value = np.where(np.arange(bins) < threshold_bin, 1.0, 0.0)
+    ratio = np.divide(genuine, total, out=empty_value, where=total > 0)
+    x = edges[:-1] if x_position == "left" else (edges[:-1] + edges[1:]) / 2
+    return BinRatios(edges, x, genuine, impostor, ratio)
+
+
+def fit_sigmoid(
+    x: np.ndarray, ratio: np.ndarray, threshold: float, k0: float = -20.0, max_evaluations: int | None = None
+) -> Sigmoid:
+    """Least-squares fit of the logistic to (x, ratio) with dogbox from p0 = [max(ratio), t, k0, min(ratio)].
+
+    Raises :class:`CalibrationError` if the fit does not converge or gives a curve that does not fall.
+    """
+    p0 = [float(np.max(ratio)), float(threshold), float(k0), float(np.min(ratio))]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)  # covariance not estimable: irrelevant here
+            params, _ = curve_fit(_sigmoid, x, ratio, p0=p0, method="dogbox", max_nfev=max_evaluations)
+    except (RuntimeError, ValueError) as exc:
+        raise CalibrationError(f"the C-Score sigmoid fit did not converge: {exc}") from exc
+    sigmoid = Sigmoid(*(float(p) for p in params))
+    if not np.all(np.isfinite(sigmoid)):
+        raise CalibrationError(f"the C-Score sigmoid fit gave non-finite parameters {sigmoid}")
+    if sigmoid.L * sigmoid.k >= 0:
+        raise CalibrationError(
+            f"the fitted C-Score curve does not fall with distance (L={sigmoid.L:.4g}, k={sigmoid.k:.4g}); "
+            "are the labels swapped?"
+        )
+    return sigmoid
+
+
+class CScoreCalibrator(Calibrator):
+    """The paper's C-Score as a calibrator; fitted attributes ``sigmoid_`` (L, d0, k, b) and ``threshold_``.
+
+    Options: ``bins`` over [0, 2] (paper 400, authors' code 2000), ``x_position`` of each bin in the fit
+    (``"centre"`` or the authors' ``"left"`` edge), ``k0`` the initial slope, ``strict`` for genuine iff d < t.
+    """
+
+    kind = "cscore"
+
+    def __init__(self, *, bins: int = 400, x_position: str = "centre", k0: float = -20.0, strict: bool = False) -> None:
+        super().__init__(strict=strict)
+        if x_position not in X_POSITIONS:
+            raise CalibrationError(f"x_position must be one of {X_POSITIONS}, got {x_position!r}")
+        self.bins = int(bins)
+        self.x_position = x_position
+        self.k0 = float(k0)
+
+    @classmethod
+    def authors_code(cls, bins: int = 2000) -> CScoreCalibrator:
+        """The settings of the authors' reference code: 2000 bins, left bin edges, k0 = -20, d < t."""
+        return cls(bins=bins, x_position="left", k0=-20.0, strict=True)
+
+    def _fit(self, d: np.ndarray, same: np.ndarray, t: float) -> None:
+        ratios = bin_ratios(d, same, t, self.bins, self.x_position)
+        self.sigmoid_ = fit_sigmoid(ratios.x, ratios.ratio, t, self.k0)
+
+    def predict_confidence(self, distances: np.ndarray | float) -> np.ndarray:
+        """C-Score: c(d) for a genuine decision, 1 - c(d) for an impostor one, clipped to [0.5, 1]."""
+        self._check_fitted()
+        c = self.sigmoid_(distances)
+        return np.clip(np.where(self.predict_same(distances), c, 1.0 - c), 0.5, 1.0)
+
+    def predict_proba_same(self, distances: np.ndarray | float) -> np.ndarray:
+        """P(genuine) implied by the C-Score: C for a genuine decision, 1 - C for an impostor one."""
+        confidence = self.predict_confidence(distances)
+        return np.where(self.predict_same(distances), confidence, 1.0 - confidence)
+
+    def get_options(self) -> dict[str, Any]:
+        return {**super().get_options(), "bins": self.bins, "x_position": self.x_position, "k0": self.k0}
+
+    def _parameters(self) -> dict[str, Any]:
+        return self.sigmoid_._asdict()
+
+    def _set_parameters(self, parameters: dict[str, Any]) -> None:
+        self.sigmoid_ = Sigmoid(*(float(parameters[name]) for name in Sigmoid._fields))

@@ -1,0 +1,163 @@
+"""X-Maps (paper section 3.2): similarity maps from the distances of occluded faces.
+
+All three methods read one set of occlusion embeddings per face (:class:`OcclusionEmbeddings`);
+they differ only in which distances they pick (equations 6 to 8):
+
+- method 1: mean distance of each occluded face 1 to all occluded faces 2 of the same patch size
+  (map 1, row means of the N x N distance matrix), and vice versa (map 2, column means);
+- method 2: occluded face 1 vs unoccluded face 2 (map 1), unoccluded face 1 vs occluded face 2 (map 2);
+- method 3: co-located occlusions, d(O1_i, O2_i); both maps are identical.
+
+Each deviation d_i - d_orig weights its mask: S_p = sum_i (d_i - d_orig) M_i / N (eq. 9), maps of
+all patch sizes merge as S = sum_p S_p / (p^2 |P|) (eq. 10), then S is blurred (kernel and sigma =
+stride) and divided by max |S|. Positive = occluding the region raises the distance, so the
+region supports the match ("similar").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from xfv.method.distances import cosine_distance, cosine_distance_matrix
+from xfv.method.occlusion import OcclusionPlan, round_half_up
+
+METHODS = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class OcclusionEmbeddings:
+    """Embeddings of one face: unoccluded ``original`` (d,) and ``occluded`` (N, d) in plan order."""
+
+    original: np.ndarray
+    occluded: np.ndarray
+
+
+@dataclass(frozen=True)
+class XMaps:
+    """One method's maps for both faces: raw S_p per patch size (eq. 9) and the final merged map.
+
+    ``merged`` maps are blurred and normalised to [-1, 1]; all maps are (s, s) in the aligned faces'
+    coordinates, keyed by patch size in reference pixels.
+    """
+
+    method: int
+    raw1: dict[int, np.ndarray]
+    raw2: dict[int, np.ndarray]
+    merged1: np.ndarray
+    merged2: np.ndarray
+
+
+Distances = tuple[np.ndarray, np.ndarray]
+
+
+def method1_distances(occluded1: np.ndarray, occluded2: np.ndarray) -> Distances:
+    """Eq. 6: row and column means of all cosine distances between two sets of occluded embeddings."""
+    matrix = cosine_distance_matrix(occluded1, occluded2)
+    return matrix.mean(axis=1), matrix.mean(axis=0)
+
+
+def method2_distances(
+    occluded1: np.ndarray, occluded2: np.ndarray, original1: np.ndarray, original2: np.ndarray
+) -> Distances:
+    """Eq. 7: each occluded face against the other, unoccluded face."""
+    return cosine_distance(occluded1, original2[None, :]), cosine_distance(original1[None, :], occluded2)
+
+
+def method3_distances(occluded1: np.ndarray, occluded2: np.ndarray) -> Distances:
+    """Eq. 8: co-located occlusions of both faces; the same distances for both maps."""
+    distances = cosine_distance(occluded1, occluded2)
+    return distances, distances
+
+
+def select_distances(method: int, emb1: OcclusionEmbeddings, emb2: OcclusionEmbeddings, segment: range) -> Distances:
+    """Distances (D1, D2) of one method for the occlusions in ``segment`` (one patch size)."""
+    occluded1, occluded2 = emb1.occluded[segment.start : segment.stop], emb2.occluded[segment.start : segment.stop]
+    if method == 1:
+        return method1_distances(occluded1, occluded2)
+    if method == 2:
+        return method2_distances(occluded1, occluded2, emb1.original, emb2.original)
+    if method == 3:
+        return method3_distances(occluded1, occluded2)
+    raise ValueError(f"unknown X-Map method {method!r}: use one of {METHODS}")
+
+
+def similarity_map(deviations: np.ndarray, accumulate: Callable[[np.ndarray], np.ndarray], coverage: np.ndarray | None) -> np.ndarray:
+    """Eq. 9, sum_i deviation_i M_i / N; divided per pixel by ``coverage`` (sum_i M_i) instead of N if given.
+
+    Pixels no mask covers are 0 in the coverage-normalised variant.
+    """
+    total = accumulate(deviations)
+    if coverage is None:
+        return total / len(deviations)
+    return np.divide(total, coverage, out=np.zeros_like(total), where=coverage > 0)
+
+
+def merge_maps(maps: dict[int, np.ndarray], coverage_normalised: bool = False) -> np.ndarray:
+    """Eq. 10, sum_p S_p / (p^2 |P|); a plain mean for coverage-normalised maps.
+
+    The paper's 1/p^2 compensates for coverage growing with the patch area under 1/N; maps already
+    divided by their coverage need no such weight, and a plain mean keeps the paper's relative
+    weighting of patch sizes in the interior of the face.
+    """
+    if coverage_normalised:
+        return np.mean(list(maps.values()), axis=0)
+    return np.sum([s_p / p**2 for p, s_p in maps.items()], axis=0) / len(maps)
+
+
+def smooth(similarity: np.ndarray, stride_px: float) -> np.ndarray:
+    """Gaussian blur against raster artefacts: kernel and sigma = stride (in the map's pixels, odd kernel)."""
+    kernel = int(round_half_up(stride_px)) | 1
+    return cv2.GaussianBlur(similarity, (kernel, kernel), stride_px)
+
+
+def normalise_map(similarity: np.ndarray) -> np.ndarray:
+    """Scale to [-1, 1] by max |S|; an all-zero map stays zero."""
+    peak = float(np.max(np.abs(similarity)))
+    return similarity / peak if peak > 0 else np.zeros_like(similarity)
+
+
+def compute_xmaps(
+    method: int,
+    emb1: OcclusionEmbeddings,
+    emb2: OcclusionEmbeddings,
+    plan: OcclusionPlan,
+    coverage_normalised: bool = False,
+    smoothing: bool = True,
+) -> XMaps:
+    """One method's X-Maps for a pair from both faces' occlusion embeddings under ``plan``."""
+    for emb in (emb1, emb2):
+        if len(emb.occluded) != len(plan):
+            raise ValueError(f"expected {len(plan)} occlusion embeddings per face, got {len(emb.occluded)}")
+    d_orig = float(cosine_distance(emb1.original, emb2.original))
+    raw1: dict[int, np.ndarray] = {}
+    raw2: dict[int, np.ndarray] = {}
+    for grid in plan.grids:
+        coverage = grid.coverage if coverage_normalised else None
+        d1, d2 = select_distances(method, emb1, emb2, plan.segments[grid.patch_size])
+        raw1[grid.patch_size] = similarity_map(d1 - d_orig, grid.accumulate, coverage)
+        raw2[grid.patch_size] = similarity_map(d2 - d_orig, grid.accumulate, coverage)
+    stride_px = plan.settings.stride * plan.scale
+    merged = [merge_maps(raw, coverage_normalised) for raw in (raw1, raw2)]
+    if smoothing:
+        merged = [smooth(m, stride_px) for m in merged]
+    return XMaps(method, raw1, raw2, normalise_map(merged[0]), normalise_map(merged[1]))
+
+
+__all__ = [
+    "METHODS",
+    "OcclusionEmbeddings",
+    "XMaps",
+    "compute_xmaps",
+    "merge_maps",
+    "method1_distances",
+    "method2_distances",
+    "method3_distances",
+    "normalise_map",
+    "select_distances",
+    "similarity_map",
+    "smooth",
+]

@@ -1,0 +1,85 @@
+"""Embedding backends behind one interface, and the registry that names them.
+
+``get_model(name)`` accepts a built-in name (``dlib``, ``dlib-native``), the name of a JSON
+model spec in ``$XFV_HOME/models/``, or a path to a ``.json`` model spec or an ``.onnx`` file.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from xfv.config import get_settings
+from xfv.errors import ModelError
+from xfv.models.base import FaceModel, ModelSpec
+from xfv.models.onnx_model import OnnxModel, OnnxModelSpec
+
+DEFAULT_MODEL = "dlib"
+BUILTIN_MODELS = ("dlib", "dlib-native")
+
+
+def model_defaults(name: str) -> dict[str, Any]:
+    """Shipped facts about a built-in model (LFW threshold, calibration), or {} if none."""
+    resource = resources.files("xfv") / "data" / f"{name}.json"
+    return json.loads(resource.read_text()) if resource.is_file() else {}
+
+
+def _dlib_spec(name: str, description: str) -> ModelSpec:
+    from xfv.models.dlib_native import DLIB_EMBEDDING_SIZE, DLIB_INPUT_SIZE, dlib_weights_hash
+
+    defaults = model_defaults("dlib")
+    return ModelSpec(
+        name=name,
+        input_size=DLIB_INPUT_SIZE,
+        embedding_size=DLIB_EMBEDDING_SIZE,
+        alignment="dlib",
+        description=description,
+        weights_hash=dlib_weights_hash(),
+        default_threshold=defaults.get("threshold"),
+        threshold_source=defaults.get("threshold_source", ""),
+    )
+
+
+def _user_spec_paths() -> dict[str, Path]:
+    folder = get_settings().home / "models"
+    return {path.stem: path for path in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+
+
+@cache
+def get_model(name: str = DEFAULT_MODEL) -> FaceModel:
+    """Load a model by name or spec path (loaded once per process)."""
+    if name == "dlib-native":
+        from xfv.models.dlib_native import DlibNativeModel
+
+        return DlibNativeModel(_dlib_spec(name, "dlib's ResNet face descriptor run by dlib itself (reference)"))
+    if name == "dlib":
+        from xfv.models.dlib_onnx import DlibOnnxModel
+
+        return DlibOnnxModel(_dlib_spec(name, "dlib's ResNet face descriptor converted to ONNX, on ONNX Runtime"))
+    user_specs = _user_spec_paths()
+    if name in user_specs:
+        return OnnxModel(OnnxModelSpec.from_json(user_specs[name]))
+    path = Path(name)
+    if path.suffix == ".json":
+        return OnnxModel(OnnxModelSpec.from_json(path))
+    if path.suffix == ".onnx":
+        return OnnxModel(OnnxModelSpec(path=path.resolve()))
+    known = ", ".join([*BUILTIN_MODELS, *user_specs])
+    raise ModelError(f"unknown model {name!r}: use one of {known}, or a path to a .json model spec or .onnx file")
+
+
+def available_models() -> list[ModelSpec]:
+    """Specs of the built-in models and of the user's registered ONNX models."""
+    specs = [get_model(name).spec for name in BUILTIN_MODELS]
+    for path in _user_spec_paths().values():
+        try:
+            specs.append(get_model(path.stem).spec)
+        except ModelError as exc:
+            specs.append(ModelSpec(name=path.stem, input_size=0, embedding_size=0, alignment="?", description=str(exc)))
+    return specs
+
+
+__all__ = ["DEFAULT_MODEL", "FaceModel", "ModelSpec", "available_models", "get_model", "model_defaults"]

@@ -1,0 +1,77 @@
+"""The one small interface every embedding backend implements.
+
+A model is a function from a batch of aligned face images to embeddings. It declares its name,
+the side of the square face it takes, its embedding size and the alignment it expects, so the
+rest of xfv (faces, method, pipeline) never needs to know which backend runs underneath.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Alignments a model may ask for (see :mod:`xfv.faces.align`).
+ALIGNMENTS = ("dlib", "arcface")
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is and what it expects.
+
+    ``alignment`` is ``"dlib"`` (dlib's 5-point face chip, padding 0.25) or ``"arcface"`` (the
+    usual ArcFace 5-point template). ``default_threshold`` is a cosine-distance threshold, and
+    ``threshold_source`` says where it came from (e.g. "LFW 10-fold, mean of fold thresholds").
+    """
+
+    name: str
+    input_size: int
+    embedding_size: int
+    alignment: str
+    description: str = ""
+    weights_hash: str = ""
+    default_threshold: float | None = None
+    threshold_source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cache_key(self) -> str:
+        """Identifies the model's weights, for caches of its outputs."""
+        return f"{self.name}@{self.weights_hash}" if self.weights_hash else self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class FaceModel(ABC):
+    """An embedding backend: aligned faces in, embeddings out."""
+
+    spec: ModelSpec
+    #: How many faces one call of :meth:`embed_batch` should take for good throughput.
+    batch_size: int = 32
+
+    @abstractmethod
+    def embed_batch(self, faces: np.ndarray) -> np.ndarray:
+        """Embed ``faces`` (n, s, s, 3) uint8 RGB, s = ``spec.input_size``; returns (n, d) float32."""
+
+    def embed(self, faces: np.ndarray, progress: ProgressCallback | None = None) -> np.ndarray:
+        """Embed any number of faces in batches of :attr:`batch_size`, reporting progress."""
+        faces = np.asarray(faces)
+        size = self.spec.input_size
+        if faces.ndim != 4 or faces.shape[1:] != (size, size, 3) or faces.dtype != np.uint8:
+            raise ValueError(
+                f"{self.spec.name} takes uint8 faces of shape (n, {size}, {size}, 3), "
+                f"got {faces.dtype} {faces.shape}"
+            )
+        out = np.empty((len(faces), self.spec.embedding_size), dtype=np.float32)
+        for start in range(0, len(faces), self.batch_size):
+            batch = faces[start : start + self.batch_size]
+            out[start : start + len(batch)] = self.embed_batch(batch)
+            if progress is not None:
+                progress(len(batch))
+        return out

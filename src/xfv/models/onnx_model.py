@@ -1,0 +1,144 @@
+"""``onnx``: any ONNX face-embedding model, described by a small JSON model spec.
+
+The spec says how the model wants its input (side, layout, colour order, normalisation) and
+which face alignment it expects; the defaults are the usual ArcFace convention: 112x112 RGB,
+NCHW, ``(pixel - 127.5) / 127.5``, ArcFace 5-point alignment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xfv.errors import ModelError
+from xfv.models.base import ALIGNMENTS, FaceModel, ModelSpec
+from xfv.models.weights import file_sha256
+
+
+@dataclass(frozen=True)
+class OnnxModelSpec:
+    """How to feed an ONNX embedding model (the JSON model spec, ArcFace defaults)."""
+
+    path: Path
+    name: str = ""
+    input_size: int = 112
+    layout: str = "NCHW"
+    colour: str = "RGB"
+    mean: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    std: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    alignment: str = "arcface"
+    threshold: float | None = None
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.layout not in ("NCHW", "NHWC"):
+            problems.append(f"layout must be NCHW or NHWC, not {self.layout!r}")
+        if self.colour not in ("RGB", "BGR"):
+            problems.append(f"colour must be RGB or BGR, not {self.colour!r}")
+        if self.alignment not in ALIGNMENTS:
+            problems.append(f"alignment must be one of {', '.join(ALIGNMENTS)}, not {self.alignment!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or not all(s != 0 for s in self.std):
+            problems.append("mean and std need three values each, std non-zero")
+        if self.input_size < 16:
+            problems.append(f"input_size {self.input_size} is too small")
+        if problems:
+            raise ModelError(f"model spec for {self.path}: " + "; ".join(problems))
+
+    @classmethod
+    def from_json(cls, spec_path: Path) -> OnnxModelSpec:
+        """Read a JSON spec; its ``onnx`` entry is relative to the spec file."""
+        try:
+            data = json.loads(Path(spec_path).read_text())
+        except FileNotFoundError:
+            raise ModelError(f"{spec_path}: model spec not found") from None
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{spec_path}: not a readable JSON model spec ({exc})") from None
+        if not isinstance(data, dict) or "onnx" not in data:
+            raise ModelError(f"{spec_path}: a model spec needs an 'onnx' entry with the model's path")
+        known = {"name", "input_size", "layout", "colour", "mean", "std", "alignment", "threshold", "description"}
+        unknown = set(data) - known - {"onnx"}
+        if unknown:
+            raise ModelError(f"{spec_path}: unknown model spec keys: {', '.join(sorted(unknown))}")
+        options = {key: data[key] for key in known if key in data}
+        for key in ("mean", "std"):
+            if key in options:
+                options[key] = tuple(float(v) for v in options[key])
+        return cls(path=(Path(spec_path).parent / data["onnx"]).resolve(), **options)
+
+
+def session_options(threads: int | None = None) -> Any:
+    """ONNX Runtime options tuned for throughput on this machine's CPUs."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return options
+
+
+def providers() -> list[str]:
+    """The CUDA provider when ONNX Runtime has it, the CPU provider always."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def load_session(path: Path) -> Any:
+    """Open an ONNX model with ONNX Runtime, with a clear error for a bad file."""
+    import onnxruntime as ort
+
+    if not Path(path).is_file():
+        raise ModelError(f"{path}: ONNX model file not found")
+    try:
+        return ort.InferenceSession(str(path), sess_options=session_options(), providers=providers())
+    except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt files
+        raise ModelError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
+
+
+class OnnxModel(FaceModel):
+    """Runs an ONNX embedding model with ONNX Runtime, preprocessing as its spec says."""
+
+    batch_size = 32
+
+    def __init__(self, onnx_spec: OnnxModelSpec, session: Any | None = None, spec: ModelSpec | None = None) -> None:
+        self.onnx_spec = onnx_spec
+        self._session = session if session is not None else load_session(onnx_spec.path)
+        self._input_name = self._session.get_inputs()[0].name
+        self._mean = np.asarray(onnx_spec.mean, dtype=np.float32)
+        self._inv_std = 1.0 / np.asarray(onnx_spec.std, dtype=np.float32)
+        self.spec = spec or ModelSpec(
+            name=onnx_spec.name or Path(onnx_spec.path).stem,
+            input_size=onnx_spec.input_size,
+            embedding_size=self._probe_embedding_size(),
+            alignment=onnx_spec.alignment,
+            description=onnx_spec.description or f"ONNX model {Path(onnx_spec.path).name}",
+            weights_hash=file_sha256(Path(onnx_spec.path))[:16],
+            default_threshold=onnx_spec.threshold,
+            threshold_source="model spec" if onnx_spec.threshold is not None else "",
+        )
+
+    def _probe_embedding_size(self) -> int:
+        size = self.onnx_spec.input_size
+        return int(self.embed_batch(np.zeros((1, size, size, 3), dtype=np.uint8)).shape[1])
+
+    def preprocess(self, faces: np.ndarray) -> np.ndarray:
+        """uint8 RGB NHWC faces to the float32 tensor the model wants."""
+        x = faces[..., ::-1] if self.onnx_spec.colour == "BGR" else faces
+        x = (x.astype(np.float32) - self._mean) * self._inv_std
+        if self.onnx_spec.layout == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x)
+
+    def embed_batch(self, faces: np.ndarray) -> np.ndarray:
+        output = self._session.run(None, {self._input_name: self.preprocess(faces)})[0]
+        return np.asarray(output, dtype=np.float32).reshape(len(faces), -1)

@@ -1,0 +1,58 @@
+"""Embedding images with the on-disk cache: each image is aligned and embedded once per model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from xfv.cache import ArrayCache, content_hash, default_cache
+from xfv.errors import ImageError
+from xfv.faces import align_path
+from xfv.models.base import FaceModel
+
+ALIGN_BATCH = 64
+
+
+def embedding_key(model: FaceModel, mode: str, image_hash: str) -> str:
+    """Cache key of one image's embedding: content, model weights, alignment and input mode."""
+    spec = model.spec
+    return f"embedding:{spec.cache_key}:{spec.alignment}{spec.input_size}:{mode}:{image_hash}"
+
+
+def _hash_file(path: Path) -> str:
+    try:
+        return content_hash(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise ImageError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def embed_paths(
+    paths: Sequence[Path],
+    model: FaceModel,
+    mode: str = "detect",
+    progress: bool = True,
+    cache: ArrayCache | None = None,
+) -> np.ndarray:
+    """Embeddings (n, d) of the images at ``paths`` in order; cached ones are only read.
+
+    New embeddings are written to the cache batch by batch, so an interrupted run keeps its work.
+    """
+    cache = cache or default_cache()
+    keys = [embedding_key(model, mode, _hash_file(path)) for path in paths]
+    found = cache.get_many(keys)
+    missing = list(dict.fromkeys((key, Path(path)) for key, path in zip(keys, paths) if key not in found))
+    with tqdm(total=len(missing), desc=f"embedding ({model.spec.name})", unit="img", disable=not progress or not missing) as bar:
+        for start in range(0, len(missing), ALIGN_BATCH):
+            batch = missing[start : start + ALIGN_BATCH]
+            faces = np.stack([align_path(path, model.spec, mode) for _, path in batch])
+            embeddings = model.embed(faces)
+            new = {key: embedding for (key, _), embedding in zip(batch, embeddings)}
+            cache.put_many(new)
+            found.update(new)
+            bar.update(len(batch))
+    return np.stack([found[key] for key in keys]) if keys else np.empty((0, model.spec.embedding_size), np.float32)

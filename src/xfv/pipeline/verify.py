@@ -1,0 +1,63 @@
+"""Verifying one pair of photos: distance, threshold, decision (and C-Score when calibrated)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xfv.errors import XfvError
+from xfv.faces import align_path
+from xfv.method.distances import cosine_distance
+from xfv.models.base import FaceModel
+
+
+@dataclass
+class Verification:
+    """The decision on one pair and where its threshold came from."""
+
+    image1: str
+    image2: str
+    model: str
+    distance: float
+    threshold: float
+    threshold_source: str
+    same: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        verdict = "same person" if self.same else "different people"
+        relation = "<=" if self.same else ">"
+        return (
+            f"{verdict}: distance {self.distance:.4f} {relation} threshold {self.threshold:.4f} "
+            f"({self.threshold_source}; model {self.model})"
+        )
+
+
+def resolve_threshold(model: FaceModel, threshold: float | None) -> tuple[float, str]:
+    """The user's threshold, else the model's stored one; says which."""
+    if threshold is not None:
+        return threshold, "given threshold"
+    if model.spec.default_threshold is None:
+        raise XfvError(f"model {model.spec.name} has no stored threshold: pass --threshold")
+    return model.spec.default_threshold, f"threshold of {model.spec.name} from {model.spec.threshold_source}"
+
+
+def verify_faces(face1: np.ndarray, face2: np.ndarray, model: FaceModel, threshold: float) -> tuple[float, bool]:
+    """Distance and decision for two aligned faces."""
+    embeddings = model.embed(np.stack([face1, face2]))
+    distance = float(cosine_distance(embeddings[0], embeddings[1]))
+    return distance, distance <= threshold
+
+
+def verify_paths(
+    image1: Path, image2: Path, model: FaceModel, threshold: float | None = None, mode: str = "detect"
+) -> Verification:
+    """Align both photos, embed them and decide."""
+    threshold, source = resolve_threshold(model, threshold)
+    face1, face2 = align_path(image1, model.spec, mode), align_path(image2, model.spec, mode)
+    distance, same = verify_faces(face1, face2, model, threshold)
+    return Verification(str(image1), str(image2), model.spec.name, distance, threshold, source, same)
