@@ -65,8 +65,8 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path, name: str = "lfw") -> Pai
             raise DatasetError(f"{pairs_file}:{number}: expected 'name i j' or 'name1 i name2 j', got {len(fields)} fields")
         genuine_expected = index % (2 * per_class) < per_class
         if (len(fields) == 3) != genuine_expected:
-            kind = "genuine" if genuine_expected else "impostor"
-            raise DatasetError(f"{pairs_file}:{number}: expected a {kind} pair at this position of fold {fold + 1}")
+            kind = "a genuine" if genuine_expected else "an impostor"
+            raise DatasetError(f"{pairs_file}:{number}: expected {kind} pair at this position of fold {fold + 1}")
         pairs.append(
             Pair(
                 image1=images_dir / first[0] / f"{first[0]}_{first[1]:04d}.jpg",

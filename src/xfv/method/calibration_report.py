@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from matplotlib.figure import Figure
 from scipy.stats import rankdata
 
 from xfv.method.calibration import Calibrator, IsotonicCalibrator, OutOfFold, PlattCalibrator, check_pairs, out_of_fold_confidence
@@ -130,3 +131,127 @@ def calibration_metrics(result: OutOfFold, same: np.ndarray) -> dict[str, float]
         "error_auroc": error_auroc(result.confidence, correct),
         "aurc": aurc(result.confidence, correct),
     }
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+def calibration_report(
+    distances: np.ndarray,
+    labels: np.ndarray,
+    folds: np.ndarray,
+    out_dir: str | Path,
+    model_name: str,
+    *,
+    bins: int = 400,
+) -> dict[str, Any]:
+    """Score C-Score, Platt and isotonic out of fold (10-fold protocol) and write the figures to ``out_dir``.
+
+    Every fold is decided at its protocol threshold and scored by calibrators fitted on the other folds.
+    Returns a JSON-ready dict: one metrics dict per method, the fold thresholds and C-Score parameters,
+    and the paths of the figures.
+    """
+    d, same = check_pairs(distances, labels)
+    folds = np.asarray(folds)
+    thresholds = fold_thresholds(d, same, folds)
+    factories: dict[str, Callable[[], Calibrator]] = {
+        "cscore": lambda: CScoreCalibrator(bins=bins),
+        "platt": PlattCalibrator,
+        "isotonic": IsotonicCalibrator,
+    }
+    results = {name: out_of_fold_confidence(factory, d, same, folds, thresholds) for name, factory in factories.items()}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "reliability": plot_reliability(results, same, out_dir / "reliability.png", model_name),
+        "risk_coverage": plot_risk_coverage(results, same, out_dir / "risk_coverage.png", model_name),
+        "cscore_fit": _plot_first_fold_fit(d, same, folds, results["cscore"], out_dir / "cscore_fit.png", model_name),
+    }
+    cscore_folds = [
+        {"fold": int(fold), **calibrator.to_dict()["parameters"], "t": calibrator.threshold_}
+        for fold, calibrator in zip(results["cscore"].fold_ids, results["cscore"].calibrators)
+    ]
+    return {
+        "model": model_name,
+        "n_pairs": int(len(d)),
+        "n_folds": int(len(thresholds)),
+        "cscore_bins": bins,
+        **{name: calibration_metrics(result, same) for name, result in results.items()},
+        "thresholds": [float(t) for t in thresholds],
+        "cscore_folds": cscore_folds,
+        "figures": {name: str(path) for name, path in figures.items()},
+    }
+
+
+def _plot_first_fold_fit(
+    d: np.ndarray, same: np.ndarray, folds: np.ndarray, result: OutOfFold, path: Path, model_name: str
+) -> Path:
+    """Figure 2 for the C-Score that scored the first fold, drawn on the folds it was fitted on."""
+    fold = result.fold_ids[0]
+    train = folds != fold
+    calibrator = cast(CScoreCalibrator, result.calibrators[0])
+    return plot_cscore_fit(d[train], same[train], calibrator, path, f"C-Score fit for fold {fold} (fitted on the others): {model_name}")
+
+
+# --- figures -------------------------------------------------------------------------------------
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def plot_reliability(results: dict[str, OutOfFold], same: np.ndarray, path: Path, model_name: str) -> Path:
+    """Reliability diagram: accuracy against mean confidence per bin, with the pair count per bin below."""
+    figure = Figure(figsize=(6.4, 6.4))
+    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0.5, 1.0], [0.5, 1.0], color="grey", linestyle=":", label="perfect calibration")
+    for name, result in results.items():
+        correct = result.predicted_same == same
+        bins = reliability_bins(result.confidence, correct)
+        filled = bins.counts > 0
+        ece = expected_calibration_error(result.confidence, correct)
+        top.plot(bins.mean_confidence[filled], bins.accuracy[filled], marker="o", label=f"{name} (ECE {ece:.4f})")
+        bottom.step(bins.edges[:-1], bins.counts, where="post", label=name)
+    top.set(ylabel="accuracy", title=f"Reliability, out of fold: {model_name}", xlim=(0.5, 1.0))
+    top.legend(loc="upper left")
+    bottom.set(xlabel="confidence of the decision", ylabel="pairs", yscale="log")
+    return _save(figure, path)
+
+
+def plot_risk_coverage(results: dict[str, OutOfFold], same: np.ndarray, path: Path, model_name: str) -> Path:
+    """Risk-coverage curves: error rate among the most confident decisions against their share."""
+    figure = Figure(figsize=(6.4, 4.8))
+    axes = figure.subplots()
+    for name, result in results.items():
+        correct = result.predicted_same == same
+        coverage, risk = risk_coverage_curve(result.confidence, correct)
+        axes.plot(coverage, risk, label=f"{name} (AURC {aurc(result.confidence, correct):.5f})")
+    axes.set(xlabel="coverage", ylabel="risk (error rate)", title=f"Risk-coverage, out of fold: {model_name}")
+    axes.legend(loc="upper left")
+    return _save(figure, path)
+
+
+def plot_cscore_fit(distances: np.ndarray, labels: np.ndarray, calibrator: CScoreCalibrator, path: Path, title: str) -> Path:
+    """The paper's figure 2: histogram of the calibration distances, genuine share per bin, fitted curves."""
+    ratios = bin_ratios(distances, labels, calibrator.threshold_, calibrator.bins, calibrator.x_position)
+    width = ratios.edges[1] - ratios.edges[0]
+    x_max = min(2.0, float(np.quantile(distances, 0.999)) + 10 * width)
+    figure = Figure(figsize=(8.0, 4.8))
+    counts = figure.subplots()
+    for name, mask, colour in (("genuine", labels, "tab:green"), ("impostor", ~labels, "tab:red")):
+        histogram, _ = np.histogram(np.clip(distances[mask], 0.0, 2.0), bins=ratios.edges)
+        counts.bar(ratios.edges[:-1], histogram, width=width, align="edge", alpha=0.4, color=colour, label=name)
+    counts.set(xlabel="cosine distance", ylabel="pairs", xlim=(0.0, x_max), title=title)
+    curves = counts.twinx()
+    grid = np.linspace(0.0, x_max, 1000)
+    shown = ratios.x <= x_max
+    curves.plot(ratios.x[shown], ratios.ratio[shown], ".", color="black", markersize=3, label="genuine share per bin")
+    curves.plot(grid, calibrator.sigmoid_(grid), color="tab:blue", label="fitted c(d)")
+    curves.plot(grid, calibrator.predict_confidence(grid), color="tab:orange", label="C-Score")
+    curves.axvline(calibrator.threshold_, color="grey", linestyle="--", label=f"t = {calibrator.threshold_:.4f}")
+    curves.set(ylabel="genuine share / confidence", ylim=(-0.02, 1.05))
+    handles = counts.get_legend_handles_labels()[0] + curves.get_legend_handles_labels()[0]
+    curves.legend(handles=handles, loc="center right", fontsize="small")
+    return _save(figure, path)

@@ -16,14 +16,13 @@ region supports the match ("similar").
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from xfv.method.distances import cosine_distance, cosine_distance_matrix
-from xfv.method.occlusion import OcclusionPlan, round_half_up
+from xfv.method.occlusion import OcclusionPlan, PatchGrid, round_half_up
 
 METHODS = (1, 2, 3)
 
@@ -85,15 +84,15 @@ def select_distances(method: int, emb1: OcclusionEmbeddings, emb2: OcclusionEmbe
     raise ValueError(f"unknown X-Map method {method!r}: use one of {METHODS}")
 
 
-def similarity_map(deviations: np.ndarray, accumulate: Callable[[np.ndarray], np.ndarray], coverage: np.ndarray | None) -> np.ndarray:
-    """Eq. 9, sum_i deviation_i M_i / N; divided per pixel by ``coverage`` (sum_i M_i) instead of N if given.
+def similarity_map(deviations: np.ndarray, grid: PatchGrid, coverage_normalised: bool = False) -> np.ndarray:
+    """Eq. 9, sum_i deviation_i M_i / N over one patch size's masks.
 
-    Pixels no mask covers are 0 in the coverage-normalised variant.
+    Coverage-normalised: divided per pixel by sum_i M_i instead of N (0 where no mask reaches).
     """
-    total = accumulate(deviations)
-    if coverage is None:
+    total = grid.accumulate(deviations)
+    if not coverage_normalised:
         return total / len(deviations)
-    return np.divide(total, coverage, out=np.zeros_like(total), where=coverage > 0)
+    return np.divide(total, grid.coverage, out=np.zeros_like(total), where=grid.coverage > 0)
 
 
 def merge_maps(maps: dict[int, np.ndarray], coverage_normalised: bool = False) -> np.ndarray:
@@ -136,10 +135,9 @@ def compute_xmaps(
     raw1: dict[int, np.ndarray] = {}
     raw2: dict[int, np.ndarray] = {}
     for grid in plan.grids:
-        coverage = grid.coverage if coverage_normalised else None
         d1, d2 = select_distances(method, emb1, emb2, plan.segments[grid.patch_size])
-        raw1[grid.patch_size] = similarity_map(d1 - d_orig, grid.accumulate, coverage)
-        raw2[grid.patch_size] = similarity_map(d2 - d_orig, grid.accumulate, coverage)
+        raw1[grid.patch_size] = similarity_map(d1 - d_orig, grid, coverage_normalised)
+        raw2[grid.patch_size] = raw1[grid.patch_size] if d2 is d1 else similarity_map(d2 - d_orig, grid, coverage_normalised)
     stride_px = plan.settings.stride * plan.scale
     merged = [merge_maps(raw, coverage_normalised) for raw in (raw1, raw2)]
     if smoothing:

@@ -1,0 +1,224 @@
+"""X-Maps of a face pair: occlusion embeddings computed once per face, cached, shared by all methods.
+
+:class:`OcclusionEngine` embeds a face and its N occluded copies (N + 1 forward passes) and keeps
+them in the :class:`~xfv.cache.ArrayCache`, keyed by the aligned face's bytes, the model and the
+occlusion settings, so every method and every pair that shares a face reuses them.
+:func:`explain_pair` turns two faces into an :class:`Explanation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xfv.cache import ArrayCache, content_hash, default_cache
+from xfv.errors import XfvError
+from xfv.method.calibration import Calibrator
+from xfv.method.colour import DEFAULT_COLOURMAP, xmap_image
+from xfv.method.distances import cosine_distance
+from xfv.method.occlusion import OcclusionPlan, OcclusionSettings
+from xfv.method.xmaps import METHODS, OcclusionEmbeddings, XMaps, compute_xmaps
+from xfv.models.base import FaceModel, ProgressCallback
+
+#: Occluded faces generated and embedded at a time (bounds memory, not throughput).
+OCCLUSION_CHUNK = 256
+
+
+class OcclusionEngine:
+    """Occlusion embeddings of faces for one model and one set of occlusion settings.
+
+    ``forward_passes`` counts the faces this engine actually sent through the model.
+    """
+
+    def __init__(
+        self,
+        model: FaceModel,
+        settings: OcclusionSettings | None = None,
+        cache: ArrayCache | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.model = model
+        self.settings = settings or OcclusionSettings()
+        self.plan = OcclusionPlan(self.settings, model.spec.input_size)
+        self.cache = cache or default_cache()
+        self.progress = progress
+        self.forward_passes = 0
+
+    def cache_key(self, face: np.ndarray) -> str:
+        """Key of a face's occlusion embeddings: face bytes, model weights, occlusion settings."""
+        face = self._check_face(face)
+        return f"occlusion:{self.model.spec.cache_key}:{content_hash(face.tobytes())}:{self.settings.cache_key()}"
+
+    def is_cached(self, face: np.ndarray) -> bool:
+        return self.cache.get(self.cache_key(face)) is not None
+
+    def embeddings(self, face: np.ndarray) -> OcclusionEmbeddings:
+        """The face's unoccluded and N occluded embeddings, from the cache or N + 1 forward passes."""
+        key = self.cache_key(face)
+        stored = self.cache.get(key)
+        if stored is None:
+            stored = self._compute(face)
+            self.cache.put(key, stored)
+        return OcclusionEmbeddings(original=stored[0], occluded=stored[1:])
+
+    def _compute(self, face: np.ndarray) -> np.ndarray:
+        """Rows: the unoccluded face, then the occlusions in plan order."""
+        rows = [self._embed(face[None])]
+        rows.extend(self._embed(batch) for batch in self.plan.batches(face, OCCLUSION_CHUNK))
+        return np.concatenate(rows)
+
+    def _embed(self, faces: np.ndarray) -> np.ndarray:
+        embeddings = self.model.embed(faces, self.progress)
+        self.forward_passes += len(faces)
+        return embeddings
+
+    def _check_face(self, face: np.ndarray) -> np.ndarray:
+        face = np.asarray(face)
+        size = self.model.spec.input_size
+        if face.shape != (size, size, 3) or face.dtype != np.uint8:
+            raise XfvError(
+                f"{self.model.spec.name} needs an aligned uint8 RGB face of shape ({size}, {size}, 3), "
+                f"got {face.dtype} {face.shape}"
+            )
+        return face
+
+
+@dataclass
+class Explanation:
+    """X-Maps of one pair: per method the raw and merged maps and the blended X-Map images.
+
+    ``same`` is the decision (genuine iff distance <= threshold; None without a threshold);
+    ``confidence`` the calibrator's C-Score of that decision, if a calibrator was given.
+    """
+
+    aligned1: np.ndarray
+    aligned2: np.ndarray
+    model_name: str
+    settings: OcclusionSettings
+    distance: float
+    threshold: float | None
+    same: bool | None
+    confidence: float | None
+    maps: dict[int, XMaps]
+    images1: dict[int, np.ndarray]
+    images2: dict[int, np.ndarray]
+    forward_passes: int
+    coverage_normalised: bool = False
+
+    @property
+    def decision(self) -> str | None:
+        """``"genuine"``, ``"impostor"``, or None without a threshold."""
+        return None if self.same is None else ("genuine" if self.same else "impostor")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Aligned faces and maps by name: ``m{method}_img{1|2}_p{size}`` (eq. 9) and ``..._merged``."""
+        arrays = {"aligned1": self.aligned1, "aligned2": self.aligned2}
+        for method, maps in self.maps.items():
+            for image, raw, merged in ((1, maps.raw1, maps.merged1), (2, maps.raw2, maps.merged2)):
+                arrays.update({f"m{method}_img{image}_p{size}": values for size, values in raw.items()})
+                arrays[f"m{method}_img{image}_merged"] = merged
+        return arrays
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready facts: model, distance, threshold, decision, C-Score, cost, occlusion settings."""
+        return {
+            "model": self.model_name,
+            "distance": self.distance,
+            "threshold": self.threshold,
+            "decision": self.decision,
+            "confidence": self.confidence,
+            "methods": sorted(self.maps),
+            "forward_passes": self.forward_passes,
+            "occlusions_per_face": self.settings.count,
+            "coverage_normalised": self.coverage_normalised,
+            "settings": {
+                "patch_sizes": list(self.settings.patch_sizes),
+                "stride": self.settings.stride,
+                "fill": self.settings.fill,
+                "shape": self.settings.shape,
+                "edge_blur_sigma": self.settings.edge_blur_sigma,
+                "edge_blur_kernel": self.settings.edge_blur_kernel,
+            },
+        }
+
+
+def _decision(
+    distance: float, threshold: float | None, calibrator: Calibrator | None, model: FaceModel
+) -> tuple[float | None, bool | None, float | None]:
+    """Threshold (given, else the calibrator's, else the model's), decision and C-Score."""
+    if threshold is None:
+        threshold = calibrator.threshold_ if calibrator is not None else model.spec.default_threshold
+    same = None if threshold is None else bool(distance <= threshold)
+    confidence = None if calibrator is None else float(calibrator.predict_confidence(distance))
+    return threshold, same, confidence
+
+
+def _check_methods(methods: Sequence[int]) -> tuple[int, ...]:
+    chosen = tuple(dict.fromkeys(int(m) for m in methods))
+    if not chosen or any(m not in METHODS for m in chosen):
+        raise XfvError(f"X-Map methods must be among {', '.join(map(str, METHODS))}, got {list(methods)}")
+    return chosen
+
+
+def explain_pair(
+    face1: np.ndarray,
+    face2: np.ndarray,
+    model: FaceModel,
+    methods: Sequence[int] = METHODS,
+    settings: OcclusionSettings | None = None,
+    threshold: float | None = None,
+    calibrator: Calibrator | None = None,
+    *,
+    coverage_normalised: bool = False,
+    smoothing: bool = True,
+    colourmap: str = DEFAULT_COLOURMAP,
+    engine: OcclusionEngine | None = None,
+    cache: ArrayCache | None = None,
+    progress: ProgressCallback | None = None,
+) -> Explanation:
+    """X-Maps of two aligned faces (uint8 RGB, the model's input size) for the given methods.
+
+    Pass ``engine`` to share one engine (and its pass count) across pairs; otherwise one is built
+    from ``model``, ``settings``, ``cache`` and ``progress``. ``forward_passes`` in the result counts
+    only this call's passes (0 when both faces were cached).
+    """
+    methods = _check_methods(methods)
+    engine = engine or OcclusionEngine(model, settings, cache, progress)
+    if engine.model is not model:
+        raise XfvError("the occlusion engine was built for another model")
+    passes_before = engine.forward_passes
+    emb1, emb2 = engine.embeddings(face1), engine.embeddings(face2)
+    distance = float(cosine_distance(emb1.original, emb2.original))
+    threshold, same, confidence = _decision(distance, threshold, calibrator, model)
+    maps = {m: compute_xmaps(m, emb1, emb2, engine.plan, coverage_normalised, smoothing) for m in methods}
+    return Explanation(
+        aligned1=np.asarray(face1),
+        aligned2=np.asarray(face2),
+        model_name=model.spec.name,
+        settings=engine.settings,
+        distance=distance,
+        threshold=threshold,
+        same=same,
+        confidence=confidence,
+        maps=maps,
+        images1={m: xmap_image(face1, maps[m].merged1, colourmap) for m in methods},
+        images2={m: xmap_image(face2, maps[m].merged2, colourmap) for m in methods},
+        forward_passes=engine.forward_passes - passes_before,
+        coverage_normalised=coverage_normalised,
+    )
+
+
+def explain_photos(
+    path1: Path | str, path2: Path | str, model: FaceModel, mode: str = "detect", **options: Any
+) -> Explanation:
+    """:func:`explain_pair` for two photos, aligned for ``model`` first (``mode``: detect, lfw-funneled, aligned)."""
+    from xfv.faces import align_path
+
+    return explain_pair(align_path(path1, model.spec, mode), align_path(path2, model.spec, mode), model, **options)
+
+
+__all__ = ["OCCLUSION_CHUNK", "Explanation", "OcclusionEngine", "explain_pair", "explain_photos"]

@@ -1,0 +1,81 @@
+"""Reading photos and aligning faces, on synthetic files and real LFW photos."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import lfw_image
+from xfv.errors import ImageError, NoFaceError
+from xfv.faces import LFW_FUNNELED_BOX, align_face, align_path, detect_faces, load_image
+from xfv.models.base import ModelSpec
+
+DLIB_SPEC = ModelSpec(name="t", input_size=150, embedding_size=128, alignment="dlib")
+ARCFACE_SPEC = ModelSpec(name="t", input_size=112, embedding_size=512, alignment="arcface")
+
+
+def test_greyscale_rgba_and_exif_rotation_become_upright_rgb(tmp_path: Path) -> None:
+    Image.new("L", (20, 10), 128).save(tmp_path / "grey.png")
+    assert load_image(tmp_path / "grey.png").shape == (10, 20, 3)
+    Image.new("RGBA", (4, 4), (255, 0, 0, 0)).save(tmp_path / "clear.png")
+    assert load_image(tmp_path / "clear.png")[0, 0].tolist() == [255, 255, 255]  # over white, not black
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.new("RGB", (30, 10)).save(tmp_path / "rotated.jpg", exif=exif)
+    assert load_image(tmp_path / "rotated.jpg").shape == (30, 10, 3)
+
+
+def test_bad_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="missing.jpg: file not found"):
+        load_image(tmp_path / "missing.jpg")
+    (tmp_path / "text.jpg").write_text("not an image")
+    with pytest.raises(ImageError, match="text.jpg: not an image"):
+        load_image(tmp_path / "text.jpg")
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 200), (90, 120, 30)).save(buffer, "JPEG")
+    (tmp_path / "cut.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(ImageError, match="cut.jpg: truncated or corrupt"):
+        load_image(tmp_path / "cut.jpg")
+
+
+def test_photo_without_a_face_is_an_error_not_a_centre_crop(tmp_path: Path) -> None:
+    Image.new("RGB", (250, 250), (200, 180, 160)).save(tmp_path / "wall.jpg")
+    with pytest.raises(NoFaceError, match="wall.jpg: no face found"):
+        align_path(tmp_path / "wall.jpg", DLIB_SPEC, "detect")
+    image = load_image(tmp_path / "wall.jpg")
+    assert align_face(image, "dlib", 150, "detect", fallback_box=LFW_FUNNELED_BOX).face.shape == (150, 150, 3)
+
+
+def test_real_lfw_photo_is_detected_and_aligned(lfw_root: Path) -> None:
+    image = load_image(lfw_image("Aaron_Eckhart", 1))
+    boxes = detect_faces(image)
+    assert boxes, "HOG finds the face of an LFW photo"
+    aligned = align_face(image, "dlib", 150, "detect")
+    assert aligned.detected and aligned.face.shape == (150, 150, 3)
+    # The box is near the known LFW deep-funneled box and the eyes land where dlib's chip puts them.
+    assert abs(aligned.box.centre[0] - LFW_FUNNELED_BOX.centre[0]) < 20
+    funneled = align_face(image, "dlib", 150, "lfw-funneled").face
+    assert np.abs(funneled.astype(int) - aligned.face.astype(int)).mean() < 25
+
+
+def test_arcface_alignment_puts_eyes_on_the_template(lfw_root: Path) -> None:
+    from xfv.faces.align import ARCFACE_TEMPLATE, arcface_points
+    from xfv.faces.detect import landmarks, shape_to_array
+
+    face = align_path(lfw_image("Aaron_Eckhart", 1), ARCFACE_SPEC, "detect")
+    assert face.shape == (112, 112, 3)
+    boxes = detect_faces(face, upsample=2)
+    if boxes:  # landmarks found again on the aligned face sit close to the template
+        points = arcface_points(shape_to_array(landmarks(face, boxes[0], 68)))
+        assert np.abs(points[:2] - ARCFACE_TEMPLATE[:2]).max() < 6
+
+
+def test_aligned_mode_only_resizes() -> None:
+    image = np.zeros((112, 112, 3), np.uint8)
+    image[:56] = 255
+    face = align_face(image, "dlib", 150, "aligned").face
+    assert face.shape == (150, 150, 3) and face[10, 10, 0] == 255 and face[140, 10, 0] == 0
