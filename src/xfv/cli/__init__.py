@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from xfv.errors import XfvError
 
 #: Command modules; each has ``register(subparsers)`` that adds its commands with ``func`` defaults.
-COMMAND_MODULES = ("xfv.cli.core",)
+COMMAND_MODULES = ("xfv.cli.core", "xfv.cli.calibration")
 
 
 def build_parser() -> argparse.ArgumentParser:

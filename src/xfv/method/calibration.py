@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import expit
-from sklearn.isotonic import IsotonicRegression
 
 from xfv.errors import XfvError
 from xfv.method.thresholds import best_threshold
@@ -164,7 +162,7 @@ class Calibrator(ABC):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibrator:
         """Rebuild a fitted calibrator from :meth:`to_dict` output; the class is chosen by ``kind``."""
-        if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
+        if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
             raise CalibrationError(f"not an {FORMAT} version {FORMAT_VERSION} description")
         _import_builtin_kinds()
         klass = Calibrator._registry.get(data.get("kind", ""))
@@ -208,6 +206,8 @@ class PlattCalibrator(Calibrator):
     kind = "platt"
 
     def _fit(self, d: np.ndarray, same: np.ndarray, t: float) -> None:
+        from scipy.optimize import minimize  # imported here: every `xfv` command loads this module
+
         n_pos, n_neg = int(same.sum()), int((~same).sum())
         target = np.where(same, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
         mu, sd = float(d.mean()), float(d.std()) or 1.0
@@ -242,6 +242,8 @@ class IsotonicCalibrator(Calibrator):
     kind = "isotonic"
 
     def _fit(self, d: np.ndarray, same: np.ndarray, t: float) -> None:
+        from sklearn.isotonic import IsotonicRegression  # imported here: every `xfv` command loads this module
+
         model = IsotonicRegression(increasing=False, y_min=0.0, y_max=1.0, out_of_bounds="clip")
         model.fit(d, same.astype(np.float64))
         self.x_ = np.asarray(model.X_thresholds_, dtype=np.float64)

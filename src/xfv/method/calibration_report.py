@@ -14,9 +14,15 @@ from typing import Any, cast
 
 import numpy as np
 from matplotlib.figure import Figure
-from scipy.stats import rankdata
 
-from xfv.method.calibration import Calibrator, IsotonicCalibrator, OutOfFold, PlattCalibrator, check_pairs, out_of_fold_confidence
+from xfv.method.calibration import (
+    Calibrator,
+    IsotonicCalibrator,
+    OutOfFold,
+    PlattCalibrator,
+    check_pairs,
+    out_of_fold_confidence,
+)
 from xfv.method.cscore import CScoreCalibrator, bin_ratios
 from xfv.method.thresholds import fold_thresholds
 
@@ -84,12 +90,14 @@ def negative_log_likelihood(proba_same: np.ndarray, same: np.ndarray) -> float:
 
 def error_auroc(confidence: np.ndarray, correct: np.ndarray) -> float:
     """AUROC of confidence for telling right decisions from wrong ones (ties count half); NaN if one is absent."""
+    confidence = np.asarray(confidence, dtype=np.float64)
     correct = np.asarray(correct, dtype=bool)
-    n_right, n_wrong = int(correct.sum()), int((~correct).sum())
-    if n_right == 0 or n_wrong == 0:
+    right, wrong = confidence[correct], np.sort(confidence[~correct])
+    if len(right) == 0 or len(wrong) == 0:
         return float("nan")
-    ranks = rankdata(np.asarray(confidence, dtype=np.float64))
-    return float((ranks[correct].sum() - n_right * (n_right + 1) / 2) / (n_right * n_wrong))
+    below = np.searchsorted(wrong, right, side="left")
+    tied = np.searchsorted(wrong, right, side="right") - below
+    return float((below.sum() + 0.5 * tied.sum()) / (len(right) * len(wrong)))
 
 
 def risk_coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -190,21 +198,21 @@ def _plot_first_fold_fit(
     fold = result.fold_ids[0]
     train = folds != fold
     calibrator = cast(CScoreCalibrator, result.calibrators[0])
-    return plot_cscore_fit(d[train], same[train], calibrator, path, f"C-Score fit for fold {fold} (fitted on the others): {model_name}")
+    title = f"C-Score fit for fold {fold} (fitted on the others): {model_name}"
+    return plot_cscore_fit(d[train], same[train], calibrator, path, title)
 
 
 # --- figures -------------------------------------------------------------------------------------
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    figure.tight_layout()
     figure.savefig(path, dpi=120)
     return path
 
 
 def plot_reliability(results: dict[str, OutOfFold], same: np.ndarray, path: Path, model_name: str) -> Path:
     """Reliability diagram: accuracy against mean confidence per bin, with the pair count per bin below."""
-    figure = Figure(figsize=(6.4, 6.4))
+    figure = Figure(figsize=(6.4, 6.4), layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     top.plot([0.5, 1.0], [0.5, 1.0], color="grey", linestyle=":", label="perfect calibration")
     for name, result in results.items():
@@ -213,7 +221,7 @@ def plot_reliability(results: dict[str, OutOfFold], same: np.ndarray, path: Path
         filled = bins.counts > 0
         ece = expected_calibration_error(result.confidence, correct)
         top.plot(bins.mean_confidence[filled], bins.accuracy[filled], marker="o", label=f"{name} (ECE {ece:.4f})")
-        bottom.step(bins.edges[:-1], bins.counts, where="post", label=name)
+        bottom.stairs(bins.counts, bins.edges, label=name)
     top.set(ylabel="accuracy", title=f"Reliability, out of fold: {model_name}", xlim=(0.5, 1.0))
     top.legend(loc="upper left")
     bottom.set(xlabel="confidence of the decision", ylabel="pairs", yscale="log")
@@ -222,7 +230,7 @@ def plot_reliability(results: dict[str, OutOfFold], same: np.ndarray, path: Path
 
 def plot_risk_coverage(results: dict[str, OutOfFold], same: np.ndarray, path: Path, model_name: str) -> Path:
     """Risk-coverage curves: error rate among the most confident decisions against their share."""
-    figure = Figure(figsize=(6.4, 4.8))
+    figure = Figure(figsize=(6.4, 4.8), layout="constrained")
     axes = figure.subplots()
     for name, result in results.items():
         correct = result.predicted_same == same
@@ -233,16 +241,18 @@ def plot_risk_coverage(results: dict[str, OutOfFold], same: np.ndarray, path: Pa
     return _save(figure, path)
 
 
-def plot_cscore_fit(distances: np.ndarray, labels: np.ndarray, calibrator: CScoreCalibrator, path: Path, title: str) -> Path:
+def plot_cscore_fit(
+    distances: np.ndarray, labels: np.ndarray, calibrator: CScoreCalibrator, path: Path, title: str
+) -> Path:
     """The paper's figure 2: histogram of the calibration distances, genuine share per bin, fitted curves."""
     ratios = bin_ratios(distances, labels, calibrator.threshold_, calibrator.bins, calibrator.x_position)
     width = ratios.edges[1] - ratios.edges[0]
     x_max = min(2.0, float(np.quantile(distances, 0.999)) + 10 * width)
-    figure = Figure(figsize=(8.0, 4.8))
+    figure = Figure(figsize=(8.0, 4.8), layout="constrained")
     counts = figure.subplots()
     for name, mask, colour in (("genuine", labels, "tab:green"), ("impostor", ~labels, "tab:red")):
         histogram, _ = np.histogram(np.clip(distances[mask], 0.0, 2.0), bins=ratios.edges)
-        counts.bar(ratios.edges[:-1], histogram, width=width, align="edge", alpha=0.4, color=colour, label=name)
+        counts.stairs(histogram, ratios.edges, fill=True, alpha=0.4, color=colour, label=name)
     counts.set(xlabel="cosine distance", ylabel="pairs", xlim=(0.0, x_max), title=title)
     curves = counts.twinx()
     grid = np.linspace(0.0, x_max, 1000)

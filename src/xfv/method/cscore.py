@@ -68,7 +68,8 @@ def bin_ratios(
     genuine, edges = np.histogram(d[same], bins=bins, range=DISTANCE_RANGE, density=True)
     impostor, _ = np.histogram(d[~same], bins=bins, range=DISTANCE_RANGE, density=True)
     total = genuine + impostor
-    threshold_bin = int(np.floor((threshold - DISTANCE_RANGE[0]) / (edges[1] - edges[0])))
+    low, high = DISTANCE_RANGE
+    threshold_bin = int(np.floor((threshold - low) / ((high - low) / bins)))  # as the authors' code rounds
     empty_value = np.where(np.arange(bins) < threshold_bin, 1.0, 0.0)
     ratio = np.divide(genuine, total, out=empty_value, where=total > 0)
     x = edges[:-1] if x_position == "left" else (edges[:-1] + edges[1:]) / 2

@@ -21,16 +21,27 @@ DEFAULT_MODEL = "dlib"
 BUILTIN_MODELS = ("dlib", "dlib-native")
 
 
-def model_defaults(name: str) -> dict[str, Any]:
-    """Shipped facts about a built-in model (LFW threshold, calibration), or {} if none."""
-    resource = resources.files("xfv") / "data" / f"{name}.json"
-    return json.loads(resource.read_text()) if resource.is_file() else {}
+def shipped_calibration(name: str) -> dict[str, Any] | None:
+    """The calibration shipped for a built-in model (``src/xfv/data/NAME.json``, written by
+    ``xfv calibrate``): a saved calibrator whose threshold is the model's default threshold."""
+    resource = resources.files("xfv") / "data" / f"{name}-calibration.json"
+    return json.loads(resource.read_text()) if resource.is_file() else None
+
+
+def calibration_fields(calibration: dict[str, Any] | None) -> dict[str, Any]:
+    """ModelSpec fields that come from a saved calibration: threshold, its source, the calibration."""
+    if calibration is None:
+        return {}
+    return {
+        "default_threshold": float(calibration["threshold"]),
+        "threshold_source": calibration["fitted_on"].get("description", "calibration"),
+        "calibration": calibration,
+    }
 
 
 def _dlib_spec(name: str, description: str) -> ModelSpec:
     from xfv.models.dlib_native import DLIB_EMBEDDING_SIZE, DLIB_INPUT_SIZE, dlib_weights_hash
 
-    defaults = model_defaults("dlib")
     return ModelSpec(
         name=name,
         input_size=DLIB_INPUT_SIZE,
@@ -38,8 +49,7 @@ def _dlib_spec(name: str, description: str) -> ModelSpec:
         alignment="dlib",
         description=description,
         weights_hash=dlib_weights_hash(),
-        default_threshold=defaults.get("threshold"),
-        threshold_source=defaults.get("threshold_source", ""),
+        **calibration_fields(shipped_calibration("dlib")),
     )
 
 
@@ -82,4 +92,4 @@ def available_models() -> list[ModelSpec]:
     return specs
 
 
-__all__ = ["DEFAULT_MODEL", "FaceModel", "ModelSpec", "available_models", "get_model", "model_defaults"]
+__all__ = ["DEFAULT_MODEL", "FaceModel", "ModelSpec", "available_models", "calibration_fields", "get_model", "shipped_calibration"]

@@ -26,7 +26,8 @@ class ModelSpec:
 
     ``alignment`` is ``"dlib"`` (dlib's 5-point face chip, padding 0.25) or ``"arcface"`` (the
     usual ArcFace 5-point template). ``default_threshold`` is a cosine-distance threshold, and
-    ``threshold_source`` says where it came from (e.g. "LFW 10-fold, mean of fold thresholds").
+    ``threshold_source`` says where it came from. ``calibration`` is a saved calibrator (see
+    :mod:`xfv.method.calibration`) fitted on a validation set, so a new pair gets a C-Score.
     """
 
     name: str
@@ -37,6 +38,7 @@ class ModelSpec:
     weights_hash: str = ""
     default_threshold: float | None = None
     threshold_source: str = ""
+    calibration: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

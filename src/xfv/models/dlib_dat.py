@@ -18,9 +18,9 @@ raises :class:`~xfv.errors.ModelError` naming the layer (index and type) where r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
@@ -141,7 +141,7 @@ class LossMetric:
     distance_threshold: float
 
 
-Layer = Union[InputRGB, Conv, Affine, Relu, MaxPool, AvgPool, Tag, Skip, AddPrev, Fc, LossMetric]
+Layer = InputRGB | Conv | Affine | Relu | MaxPool | AvgPool | Tag | Skip | AddPrev | Fc | LossMetric
 
 #: Names of the layer types as dlib prints them, for messages.
 LAYER_NAMES: dict[type, str] = {
@@ -194,7 +194,7 @@ class DlibNet:
         and one per summed or compared element of pooling."""
         total = 0
         shape: Shape = (0, 0, 0)
-        for layer, out in zip(self.layers, self.shapes()):
+        for layer, out in zip(self.layers, self.shapes(), strict=True):
             size = out[0] * out[1] * out[2]
             if isinstance(layer, InputRGB):
                 total += 2 * size
@@ -448,31 +448,25 @@ def _read_fc(reader: _Reader, index: int) -> Fc:
     return Fc(index, weights, bias)
 
 
-def _read_details(reader: _Reader, index: int) -> Layer:
-    """One computational layer's details, dispatched on the versioned name dlib writes first."""
-    name = reader.text()
-    if name == "con_4":
-        return _read_con(reader, index)
-    if name == "affine_":
-        return _read_affine(reader, index)
-    if name == "relu_":
-        return Relu(index)
-    if name == "max_pool_2":
-        return _read_pool(reader, index, MaxPool)
-    if name == "avg_pool_2":
-        return _read_pool(reader, index, AvgPool)
-    if name == "add_prev_":
-        return AddPrev(index, 0)  # the tag id is resolved from the wiring afterwards
-    if name == "fc_2":
-        return _read_fc(reader, index)
-    raise _FormatError(f"unknown layer type {name!r}")
+#: dlib's versioned layer names: the type as dlib prints it, and the reader of its details.
+_DETAIL_READERS: dict[str, tuple[str, Callable[[_Reader, int], Layer]]] = {
+    "con_4": ("con", _read_con),
+    "affine_": ("affine", _read_affine),
+    "relu_": ("relu", lambda reader, index: Relu(index)),
+    "max_pool_2": ("max_pool", lambda reader, index: _read_pool(reader, index, MaxPool)),
+    "avg_pool_2": ("avg_pool", lambda reader, index: _read_pool(reader, index, AvgPool)),
+    # the tag id is not stored; it is resolved from the wiring afterwards
+    "add_prev_": ("add_prev", lambda reader, index: AddPrev(index, 0)),
+    "fc_2": ("fc", _read_fc),
+}
 
 
-def _read_layer_state(reader: _Reader, tensors: int) -> None:
-    """Skip what ``add_layer`` stores after the details: three flags and training-time tensors."""
+def _read_layer_state(reader: _Reader) -> None:
+    """Skip what ``add_layer`` stores after the details: three flags and three training-time
+    tensors (x_grad, cached_output, and params_grad, or grad_final for the input add_layer)."""
     for _ in range(3):
         reader.boolean()
-    for _ in range(tensors):
+    for _ in range(3):
         reader.tensor()
 
 
@@ -534,9 +528,13 @@ class _NetReader:
     def details(self, index: int) -> Layer:
         """A computational layer's details and the add_layer state stored after them."""
         self.at(index, "computational layer")
-        layer = _read_details(self.reader, index)
-        self.at(index, LAYER_NAMES[type(layer)])
-        _read_layer_state(self.reader, 3)  # x_grad, cached_output, and params_grad or grad_final
+        name = self.reader.text()
+        if name not in _DETAIL_READERS:
+            raise _FormatError(f"unknown layer type {name!r}")
+        what, read = _DETAIL_READERS[name]
+        self.at(index, what)
+        layer = read(self.reader, index)
+        _read_layer_state(self.reader)
         return layer
 
     def read(self) -> list[Layer]:

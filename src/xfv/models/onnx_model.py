@@ -33,6 +33,7 @@ class OnnxModelSpec:
     std: tuple[float, float, float] = (127.5, 127.5, 127.5)
     alignment: str = "arcface"
     threshold: float | None = None
+    calibration: dict[str, Any] | None = None
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -53,7 +54,8 @@ class OnnxModelSpec:
 
     @classmethod
     def from_json(cls, spec_path: Path) -> OnnxModelSpec:
-        """Read a JSON spec; its ``onnx`` entry is relative to the spec file."""
+        """Read a JSON spec; its ``onnx`` and ``calibration`` entries are paths relative to the spec
+        file (``calibration``: a calibrator saved by ``xfv calibrate``)."""
         try:
             data = json.loads(Path(spec_path).read_text())
         except FileNotFoundError:
@@ -63,14 +65,26 @@ class OnnxModelSpec:
         if not isinstance(data, dict) or "onnx" not in data:
             raise ModelError(f"{spec_path}: a model spec needs an 'onnx' entry with the model's path")
         known = {"name", "input_size", "layout", "colour", "mean", "std", "alignment", "threshold", "description"}
-        unknown = set(data) - known - {"onnx"}
+        unknown = set(data) - known - {"onnx", "calibration"}
         if unknown:
             raise ModelError(f"{spec_path}: unknown model spec keys: {', '.join(sorted(unknown))}")
         options = {key: data[key] for key in known if key in data}
         for key in ("mean", "std"):
             if key in options:
                 options[key] = tuple(float(v) for v in options[key])
+        if "calibration" in data:
+            options["calibration"] = _read_calibration(Path(spec_path).parent / data["calibration"], spec_path)
         return cls(path=(Path(spec_path).parent / data["onnx"]).resolve(), **options)
+
+
+def _read_calibration(path: Path, spec_path: Path) -> dict[str, Any]:
+    try:
+        calibration = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{spec_path}: calibration {path} cannot be read ({exc})") from None
+    if not isinstance(calibration, dict) or "threshold" not in calibration or "fitted_on" not in calibration:
+        raise ModelError(f"{spec_path}: {path} is not a calibration written by `xfv calibrate`")
+    return calibration
 
 
 def session_options(threads: int | None = None) -> Any:
@@ -116,15 +130,22 @@ class OnnxModel(FaceModel):
         self._input_name = self._session.get_inputs()[0].name
         self._mean = np.asarray(onnx_spec.mean, dtype=np.float32)
         self._inv_std = 1.0 / np.asarray(onnx_spec.std, dtype=np.float32)
-        self.spec = spec or ModelSpec(
+        self.spec = spec or self._spec_from(onnx_spec)
+
+    def _spec_from(self, onnx_spec: OnnxModelSpec) -> ModelSpec:
+        from xfv.models import calibration_fields
+
+        fields = calibration_fields(onnx_spec.calibration)
+        if onnx_spec.threshold is not None:
+            fields.update(default_threshold=onnx_spec.threshold, threshold_source="model spec")
+        return ModelSpec(
             name=onnx_spec.name or Path(onnx_spec.path).stem,
             input_size=onnx_spec.input_size,
             embedding_size=self._probe_embedding_size(),
             alignment=onnx_spec.alignment,
             description=onnx_spec.description or f"ONNX model {Path(onnx_spec.path).name}",
             weights_hash=file_sha256(Path(onnx_spec.path))[:16],
-            default_threshold=onnx_spec.threshold,
-            threshold_source="model spec" if onnx_spec.threshold is not None else "",
+            **fields,
         )
 
     def _probe_embedding_size(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from xfv.errors import XfvError
 from xfv.faces import align_path
+from xfv.method.calibration import Calibrator
 from xfv.method.distances import cosine_distance
 from xfv.models.base import FaceModel
 
@@ -24,6 +26,8 @@ class Verification:
     threshold: float
     threshold_source: str
     same: bool
+    confidence: float | None
+    calibration: str | None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -31,10 +35,35 @@ class Verification:
     def describe(self) -> str:
         verdict = "same person" if self.same else "different people"
         relation = "<=" if self.same else ">"
-        return (
+        text = (
             f"{verdict}: distance {self.distance:.4f} {relation} threshold {self.threshold:.4f} "
             f"({self.threshold_source}; model {self.model})"
         )
+        if self.confidence is None:
+            return text + "\nC-Score: none (the model has no calibration)"
+        return text + f"\nC-Score {self.confidence:.3f} (probability the decision is right; calibration: {self.calibration})"
+
+
+def model_calibrator(model: FaceModel) -> Calibrator | None:
+    """The calibration stored with the model, if any."""
+    return Calibrator.from_dict(model.spec.calibration) if model.spec.calibration else None
+
+
+def calibration_name(calibrator: Calibrator) -> str:
+    """How a calibration is named to users: method, model and the data it was fitted on."""
+    return f"{calibrator.kind} of {calibrator.model_name_} fitted on {calibrator.fitted_on_.get('description', 'unknown data')}"
+
+
+def confidence_of(calibrator: Calibrator | None, distance: float, threshold: float) -> float | None:
+    """The C-Score of a decision at ``threshold`` (None without a calibration).
+
+    The calibrator's own threshold is replaced by the one actually used, so the confidence is
+    always that of the decision reported."""
+    if calibrator is None:
+        return None
+    at_threshold = copy.copy(calibrator)
+    at_threshold.threshold_ = threshold
+    return float(at_threshold.predict_confidence(distance))
 
 
 def resolve_threshold(model: FaceModel, threshold: float | None) -> tuple[float, str]:
@@ -60,4 +89,7 @@ def verify_paths(
     threshold, source = resolve_threshold(model, threshold)
     face1, face2 = align_path(image1, model.spec, mode), align_path(image2, model.spec, mode)
     distance, same = verify_faces(face1, face2, model, threshold)
-    return Verification(str(image1), str(image2), model.spec.name, distance, threshold, source, same)
+    calibrator = model_calibrator(model)
+    confidence = confidence_of(calibrator, distance, threshold)
+    name = calibration_name(calibrator) if calibrator else None
+    return Verification(str(image1), str(image2), model.spec.name, distance, threshold, source, same, confidence, name)

@@ -35,7 +35,9 @@ def normalise_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StoreError(f"not a database URL: {url!r} (expected e.g. sqlite:///FILE or postgresql://USER@HOST/DB)") from None
+        raise StoreError(
+            f"not a database URL: {url!r} (expected e.g. sqlite:///FILE or postgresql://USER@HOST/DB)"
+        ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed

@@ -7,7 +7,7 @@ that the migrations build exactly these tables.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -41,7 +41,7 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, list[int]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[int]: JSON}
 
 
 class Dataset(Base):
@@ -156,7 +156,7 @@ class FoldResult(Base):
     n_pairs: Mapped[int] = mapped_column(Integer)
     threshold: Mapped[float] = mapped_column(Float)
     accuracy: Mapped[float] = mapped_column(Float)
-    cscore_L: Mapped[float] = mapped_column(Float)  # noqa: N815 - the paper's symbol
+    cscore_L: Mapped[float] = mapped_column(Float)  # the paper's symbol L
     cscore_d0: Mapped[float] = mapped_column(Float)
     cscore_k: Mapped[float] = mapped_column(Float)
     cscore_b: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,354 @@
+"""The REST API under ``/api``; the pages call these same endpoints (OpenAPI docs at ``/docs``).
+
+Every user mistake answers 4xx with ``{"detail": message}``: unknown pair, image, job or upload
+404; bad filter values 422 (or 400 for an unknown dataset or model name); an oversized upload 413;
+a non-image 415; a photo without a face 422.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from xfv.faces import load_image
+from xfv.store.arrays import pack_maps
+from xfv.web.filters import ExplorerQuery
+from xfv.web.jobs import Job
+from xfv.web.queries import (
+    ExplorerRow,
+    Neighbours,
+    Overview,
+    PairDetail,
+    explorer_page,
+    get_pair as stored_pair,
+    image_file,
+    model_names,
+    neighbours,
+    overview,
+    pair_detail,
+)
+from xfv.web.render import Display, jpeg, png, thumbnail
+from xfv.web.reviews import QueueItem, ReviewRecord, Verdict, add_review, pair_reviews, review_queue
+from xfv.web.services import ServicesDep, SessionDep
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+PNG = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
+#: Patch size of a map: ``merged`` (the X-Map) or one patch size in pixels of the 112x112 face.
+Patch = Annotated[str, Query(pattern=r"^(merged|[0-9]{1,3})$", description="merged, or a patch size such as 7, 14, 28")]
+ImageIndex = Annotated[int, PathParam(ge=1, le=2, description="1 or 2: which image of the pair")]
+IMMUTABLE = {"Cache-Control": "public, max-age=86400"}
+PRIVATE = {"Cache-Control": "private, max-age=3600"}
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class PairListOut(BaseModel):
+    """A page of the pair table."""
+
+    total: int
+    page: int
+    per_page: int
+    pages: int
+    model: str | None = Field(description="the model whose results the rows show")
+    rows: list[ExplorerRow]
+
+
+class PairOut(BaseModel):
+    """One pair with every model's result, its stored X-Maps and its reviews."""
+
+    pair: PairDetail
+    reviews: list[ReviewRecord]
+    server_setting: str = Field(description="occlusion setting the server computes missing maps with")
+
+
+class JobOut(BaseModel):
+    """A background job's state; poll until ``status`` is done or failed, then fetch ``result_url``."""
+
+    id: str
+    kind: str
+    status: Literal["queued", "running", "done", "failed"]
+    done: int
+    total: int
+    progress: float
+    error: str | None
+    result_url: str
+    seconds: float
+
+
+class ComputeOut(BaseModel):
+    """The answer to a compute request: the job computing the maps, or none when they are stored."""
+
+    status: Literal["stored", "started"]
+    job: JobOut | None = None
+
+
+class PhotoOut(BaseModel):
+    name: str
+    width: int
+    height: int
+    detected: bool
+    box: list[int] | None
+    landmarks: list[list[float]]
+    photo_url: str
+    aligned_url: str
+
+
+class UploadOut(BaseModel):
+    """The verification of an uploaded pair (and whether its X-Maps are ready)."""
+
+    id: str
+    model: str
+    distance: float
+    threshold: float
+    threshold_source: str
+    decision: str
+    same: bool
+    cscore: float | None
+    xmaps_ready: bool
+    photos: list[PhotoOut]
+    job: JobOut | None = None
+
+
+class ReviewIn(BaseModel):
+    """A reviewer's verdict on a model's decision for a pair."""
+
+    pair_id: int
+    model: str = Field(max_length=200)
+    verdict: Verdict
+    comment: str = Field(default="", max_length=2000)
+    reviewer: str = Field(default="", max_length=100)
+
+
+class QueueOut(BaseModel):
+    """A page of the review queue: a model's pairs with C-Score <= ``max_cscore``, lowest first."""
+
+    model: str | None
+    max_cscore: float
+    total: int
+    page: int
+    pages: int
+    items: list[QueueItem]
+
+
+class ModelsOut(BaseModel):
+    stored: list[str] = Field(description="models with results in the store")
+    upload: list[str] = Field(description="models a visitor may choose for their own pair")
+    default: str
+    occlusion: dict[str, Any] = Field(description="the server's occlusion setting for new X-Maps")
+
+
+def _job(job: Job | None) -> JobOut | None:
+    return None if job is None else JobOut(**job.to_dict())
+
+
+def _png(data: bytes, headers: dict[str, str]) -> Response:
+    return Response(data, media_type="image/png", headers=headers)
+
+
+# --- the store --------------------------------------------------------------------------------------
+
+
+@router.get("/stats", summary="What the store holds: datasets, models, accuracy per dataset x model")
+def stats(session: SessionDep) -> Overview:
+    return overview(session)
+
+
+@router.get("/models", summary="Models with stored results, models for uploads, the X-Map setting")
+def models(services: ServicesDep, session: SessionDep) -> ModelsOut:
+    settings = services.occlusion
+    return ModelsOut(
+        stored=model_names(session),
+        upload=services.uploads.allowed_models(session),
+        default=services.default_model,
+        occlusion={"key": settings.cache_key(), "patch_sizes": list(settings.patch_sizes), "stride": settings.stride, "occlusions": settings.count},
+    )
+
+
+@router.get("/pairs", summary="List pairs: filter, sort and page the pair table", responses={400: {"model": ErrorOut}})
+def list_pairs(session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> PairListOut:
+    page = explorer_page(session, q)
+    return PairListOut(total=page.total, page=q.page, per_page=q.per_page, pages=page.pages, model=page.model, rows=page.rows)
+
+
+@router.get("/pairs/{pair_id}", summary="One pair with its results, stored X-Maps and reviews", responses={404: {"model": ErrorOut}})
+def get_pair(services: ServicesDep, session: SessionDep, pair_id: int) -> PairOut:
+    return PairOut(pair=pair_detail(session, pair_id), reviews=pair_reviews(session, pair_id), server_setting=services.occlusion.cache_key())
+
+
+@router.get("/pairs/{pair_id}/neighbours", summary="Previous and next pair in the explorer's order")
+def get_neighbours(
+    session: SessionDep,
+    pair_id: int,
+    q: Annotated[ExplorerQuery, Query()],
+    index: Annotated[int | None, Query(ge=0, description="the row's index in that order, if known")] = None,
+) -> Neighbours:
+    pair_detail(session, pair_id)
+    return neighbours(session, q, pair_id, index)
+
+
+@router.get("/pairs/{pair_id}/aligned/{image}.png", summary="An aligned face of a pair", response_class=Response, responses=PNG)
+def aligned_face(services: ServicesDep, session: SessionDep, pair_id: int, image: ImageIndex, model: str) -> Response:
+    pair = stored_pair(session, pair_id)
+    face = services.pair_maps.aligned_face(session, pair.image1_id if image == 1 else pair.image2_id, model)
+    return _png(png(face), IMMUTABLE)
+
+
+@router.get("/pairs/{pair_id}/xmaps/{model}/{method}/{image}.png", summary="An X-Map of a pair as PNG", response_class=Response, responses=PNG)
+def pair_xmap(
+    services: ServicesDep,
+    session: SessionDep,
+    pair_id: int,
+    model: str,
+    method: int,
+    image: ImageIndex,
+    patch: Patch = "merged",
+    display: Display = "blend",
+    setting: str | None = None,
+) -> Response:
+    data = services.pair_maps.map_png(session, pair_id, model, method, image, patch, display, setting)
+    return _png(data, IMMUTABLE)
+
+
+@router.get(
+    "/pairs/{pair_id}/xmaps/{model}/{method}/raw",
+    summary="Raw maps of a pair (float32 .npz: image{1,2}_p{size} per patch size, image{1,2}_merged)",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def pair_xmap_raw(services: ServicesDep, session: SessionDep, pair_id: int, model: str, method: int, setting: str | None = None) -> Response:
+    key = services.pair_maps.setting_for(session, pair_id, model, setting)
+    maps = services.pair_maps.maps(session, pair_id, model, method, key)
+    name = f"pair{pair_id}_{model}_method{method}.npz"
+    return Response(pack_maps(maps), media_type="application/octet-stream", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.post(
+    "/pairs/{pair_id}/xmaps/{model}",
+    summary="Compute a pair's missing X-Maps in the background",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={200: {"model": ComputeOut, "description": "already stored"}, 404: {"model": ErrorOut}},
+)
+def compute_pair_xmaps(services: ServicesDep, session: SessionDep, response: Response, pair_id: int, model: str) -> ComputeOut:
+    job = services.pair_maps.start(session, pair_id, model)
+    if job is None:
+        response.status_code = status.HTTP_200_OK
+        return ComputeOut(status="stored")
+    return ComputeOut(status="started", job=_job(job))
+
+
+@router.get("/images/{image_id}", summary="A registered image, or its thumbnail", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+def get_image(
+    services: ServicesDep,
+    session: SessionDep,
+    request: Request,
+    image_id: int,
+    size: Annotated[int | None, Query(ge=16, le=1024, description="longer side of a thumbnail")] = None,
+) -> Response:
+    file = image_file(session, image_id)
+    etag = f'"{file.content_hash[:24]}-{size or "full"}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+    headers = {**IMMUTABLE, "ETag": etag}
+    if size is None:
+        return FileResponse(file.path, headers=headers)
+    data = services.thumbnails.get_or_make((image_id, size), lambda: jpeg(thumbnail(load_image(file.path), size)))
+    return Response(data, media_type="image/jpeg", headers=headers)
+
+
+# --- your own pair ----------------------------------------------------------------------------------
+
+UploadedPhoto = Annotated[UploadFile, File(description="a photo with a face (JPEG, PNG, WebP, BMP, GIF or TIFF)")]
+
+
+def _files(*uploads: UploadFile) -> list[tuple[str, bytes]]:
+    return [(upload.filename or f"photo {index}", upload.file.read()) for index, upload in enumerate(uploads, start=1)]
+
+
+def _upload_out(upload: Any, job: Job | None = None) -> UploadOut:
+    return UploadOut(**upload.summary(), job=_job(job))
+
+
+@router.post("/verify", summary="Verify two photos: faces, distance, decision, C-Score", responses={413: {"model": ErrorOut}, 415: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+def verify(
+    services: ServicesDep, session: SessionDep, image1: UploadedPhoto, image2: UploadedPhoto, model: Annotated[str | None, Form()] = None
+) -> UploadOut:
+    upload = services.uploads.create(session, _files(image1, image2), model or services.default_model)
+    return _upload_out(upload)
+
+
+@router.post(
+    "/explain",
+    summary="Start an explain job: verify two photos now, compute their X-Maps in the background",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={413: {"model": ErrorOut}, 415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+def explain(
+    services: ServicesDep, session: SessionDep, image1: UploadedPhoto, image2: UploadedPhoto, model: Annotated[str | None, Form()] = None
+) -> UploadOut:
+    upload = services.uploads.create(session, _files(image1, image2), model or services.default_model)
+    return _upload_out(upload, services.uploads.start_xmaps(upload))
+
+
+@router.get("/uploads/{upload_id}", summary="An uploaded pair's verification and X-Map status", responses={404: {"model": ErrorOut}})
+def get_upload(services: ServicesDep, upload_id: str) -> UploadOut:
+    upload = services.uploads.get(upload_id)
+    return _upload_out(upload, services.jobs.active_job(f"upload:{upload.id}"))
+
+
+@router.get("/uploads/{upload_id}/photo/{image}.png", summary="An uploaded photo with the face found", response_class=Response, responses=PNG)
+def upload_photo(services: ServicesDep, upload_id: str, image: ImageIndex) -> Response:
+    return _png(services.uploads.photo_png(services.uploads.get(upload_id), image), PRIVATE)
+
+
+@router.get("/uploads/{upload_id}/aligned/{image}.png", summary="An uploaded photo's aligned face", response_class=Response, responses=PNG)
+def upload_aligned(services: ServicesDep, upload_id: str, image: ImageIndex) -> Response:
+    return _png(services.uploads.aligned_png(services.uploads.get(upload_id), image), PRIVATE)
+
+
+@router.get("/uploads/{upload_id}/xmaps/{method}/{image}.png", summary="An X-Map of an uploaded pair", response_class=Response, responses=PNG)
+def upload_xmap(
+    services: ServicesDep, upload_id: str, method: int, image: ImageIndex, patch: Patch = "merged", display: Display = "blend"
+) -> Response:
+    return _png(services.uploads.map_png(services.uploads.get(upload_id), method, image, patch, display), PRIVATE)
+
+
+@router.get("/jobs/{job_id}", summary="Poll a background job", responses={404: {"model": ErrorOut}})
+def get_job(services: ServicesDep, job_id: str) -> JobOut:
+    return JobOut(**services.jobs.get(job_id).to_dict())
+
+
+# --- reviews ----------------------------------------------------------------------------------------
+
+
+@router.get("/reviews", summary="The review queue: pairs the model is least sure of")
+def get_queue(
+    session: SessionDep,
+    max_cscore: Annotated[float, Query(ge=0.0, le=1.0)] = 0.75,
+    dataset: Annotated[str | None, Query(max_length=200)] = None,
+    model: Annotated[str | None, Query(max_length=200)] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> QueueOut:
+    queue = review_queue(session, max_cscore, ExplorerQuery(dataset=dataset, model=model, page=page, per_page=per_page))
+    p = queue.page
+    return QueueOut(model=p.model, max_cscore=max_cscore, total=p.total, page=page, pages=p.pages, items=queue.items)
+
+
+@router.post("/reviews", summary="Record agree/disagree with a model's decision", status_code=status.HTTP_201_CREATED, responses={404: {"model": ErrorOut}})
+def post_review(services: ServicesDep, review: ReviewIn) -> ReviewRecord:
+    with services.store.transaction() as session:
+        return add_review(session, review.pair_id, review.model, review.verdict, review.comment, review.reviewer)
+
+
+@router.get("/pairs/{pair_id}/reviews", summary="A pair's reviews, newest first", responses={404: {"model": ErrorOut}})
+def get_pair_reviews(session: SessionDep, pair_id: int) -> list[ReviewRecord]:
+    pair_detail(session, pair_id)
+    return pair_reviews(session, pair_id)
+

@@ -1,0 +1,43 @@
+"""Web-side errors and the HTTP status each user-facing error answers with.
+
+Every :class:`~xfv.errors.XfvError` is the user's problem (bad input, missing data), so it maps to a
+4xx status with its message; anything else is a bug and stays a 500.
+"""
+
+from __future__ import annotations
+
+from xfv.errors import DatasetError, ImageError, ModelError, NoFaceError, XfvError
+
+
+class NotFound(XfvError):
+    """A pair, image, job, upload or map that does not exist (404)."""
+
+
+class UploadTooLarge(ImageError):
+    """An uploaded file over ``get_settings().max_upload_bytes`` (413)."""
+
+
+class UnsupportedImage(ImageError):
+    """An uploaded file that is not an image of an accepted format (415)."""
+
+
+class Conflict(XfvError):
+    """A request that the store's current state cannot satisfy, e.g. a model not loadable here (409)."""
+
+
+#: Most specific first: the first class an error is an instance of decides its status.
+_STATUS: tuple[tuple[type[XfvError], int], ...] = (
+    (NotFound, 404),
+    (UploadTooLarge, 413),
+    (UnsupportedImage, 415),
+    (NoFaceError, 422),
+    (ImageError, 422),
+    (Conflict, 409),
+    (DatasetError, 400),
+    (ModelError, 400),
+)
+
+
+def status_for(error: XfvError) -> int:
+    """The HTTP status of a user-facing error (400 when nothing more specific applies)."""
+    return next((status for kind, status in _STATUS if isinstance(error, kind)), 400)

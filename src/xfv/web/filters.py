@@ -1,0 +1,110 @@
+"""The explorer's state: filters, sorting and paging, parsed from and written back to URLs.
+
+One pydantic model serves the explorer page, the ``/api/pairs`` endpoint and the viewer's
+previous/next links, so a shared URL means the same table everywhere. Empty form fields (a GET
+form sends ``correct=`` for "any") read as "no filter".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+#: Columns the table can be sorted by; ``position`` is the protocol order (dataset, then line).
+SORT_COLUMNS = (
+    "position",
+    "dataset",
+    "fold",
+    "identity1",
+    "identity2",
+    "label",
+    "quality1",
+    "quality2",
+    "distance",
+    "threshold",
+    "prediction",
+    "correct",
+    "cscore",
+)
+SortColumn = Literal[
+    "position",
+    "dataset",
+    "fold",
+    "identity1",
+    "identity2",
+    "label",
+    "quality1",
+    "quality2",
+    "distance",
+    "threshold",
+    "prediction",
+    "correct",
+    "cscore",
+]
+PAGE_SIZES = (25, 50, 100, 200)
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Blank = BeforeValidator(_blank_is_none)
+Name = Annotated[str, Field(max_length=200)]
+UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
+Fold = Annotated[int, Field(ge=0, le=99)]
+Text = Annotated[str, Field(max_length=100)]
+Choice = Literal["same", "different"]
+
+
+class ExplorerQuery(BaseModel):
+    """Filters, sort and page of the pair table; ``None`` means "any"."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    dataset: Annotated[Name | None, Blank, Field(description="dataset name")] = None
+    model: Annotated[Name | None, Blank, Field(description="model name (default: the first with results)")] = None
+    label: Annotated[Choice | None, Blank, Field(description="ground truth")] = None
+    prediction: Annotated[Choice | None, Blank, Field(description="the model's decision")] = None
+    outcome: Annotated[Literal["correct", "wrong"] | None, Blank, Field(description="decision right or wrong")] = None
+    fold: Annotated[Fold | None, Blank] = None
+    identity: Annotated[Text | None, Blank, Field(description="part of either person's name")] = None
+    cscore_min: Annotated[UnitFloat | None, Blank] = None
+    cscore_max: Annotated[UnitFloat | None, Blank] = None
+    quality_min: Annotated[UnitFloat | None, Blank, Field(description="lower of the two image qualities >=")] = None
+    quality_max: Annotated[UnitFloat | None, Blank, Field(description="lower of the two image qualities <=")] = None
+    sort: Annotated[SortColumn, Blank] = "position"
+    order: Annotated[Literal["asc", "desc"], Blank] = "asc"
+    page: Annotated[int, Blank, Field(ge=1, le=1_000_000)] = 1
+    per_page: Annotated[int, Blank, Field(ge=1, le=200)] = 50
+
+    @model_validator(mode="after")
+    def _ranges_in_order(self) -> ExplorerQuery:
+        for low, high in (("cscore_min", "cscore_max"), ("quality_min", "quality_max")):
+            a, b = getattr(self, low), getattr(self, high)
+            if a is not None and b is not None and a > b:
+                raise ValueError(f"{low} ({a}) is above {high} ({b})")
+        return self
+
+    @property
+    def needs_results(self) -> bool:
+        """Whether a filter or the sort reads a model's results."""
+        result_filters = (self.prediction, self.outcome, self.cscore_min, self.cscore_max)
+        return any(v is not None for v in result_filters) or self.sort in ("distance", "threshold", "prediction", "correct", "cscore")
+
+    def params(self, **changes: Any) -> dict[str, str]:
+        """The non-default fields as URL parameters, after ``changes``."""
+        values = self.model_dump() | changes
+        defaults = ExplorerQuery().model_dump()
+        return {key: str(value) for key, value in values.items() if value is not None and value != defaults[key]}
+
+    def url(self, path: str = "/explorer", extra: dict[str, Any] | None = None, **changes: Any) -> str:
+        """``path`` with this state (after ``changes``) and the ``extra`` parameters as its query string."""
+        params = self.params(**changes) | {key: str(value) for key, value in (extra or {}).items() if value is not None}
+        return f"{path}?{urlencode(params)}" if params else path
+
+    def sort_url(self, column: str) -> str:
+        """The explorer URL sorted by ``column``: ascending first, toggling when already sorted by it."""
+        order = "desc" if self.sort == column and self.order == "asc" else "asc"
+        return self.url(sort=column, order=order, page=1)

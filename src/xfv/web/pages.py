@@ -1,0 +1,147 @@
+"""The HTML pages: server-rendered with Jinja2, made interactive by plain JavaScript on the API.
+
+The explorer is rendered entirely on the server (its state is the URL, so it works without
+JavaScript and a view can be shared); the viewer, the explain page and the review queue load
+their pictures and run their jobs through the REST API.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from xfv.web.filters import PAGE_SIZES, ExplorerQuery
+from xfv.web.queries import (
+    dataset_names,
+    default_model,
+    explorer_page,
+    model_names,
+    neighbours,
+    overview,
+    pair_detail,
+    results_by_pair,
+)
+from xfv.web.reviews import pair_reviews, review_queue
+from xfv.web.services import ServicesDep, SessionDep
+from xfv.web.templating import templates
+
+router = APIRouter(include_in_schema=False)
+
+#: The explorer's columns: (sort key, heading, tooltip).
+COLUMNS = (
+    ("position", "#", "position in the protocol file"),
+    ("identity1", "Pair", "the two images and their people"),
+    ("dataset", "Dataset", ""),
+    ("fold", "Fold", "cross-validation fold"),
+    ("label", "Label", "ground truth: same person or not"),
+    ("quality1", "Q1", "image quality of the first image, 0 to 1"),
+    ("quality2", "Q2", "image quality of the second image, 0 to 1"),
+    ("distance", "Distance", "cosine distance of the embeddings"),
+    ("threshold", "Threshold", "the fold's threshold"),
+    ("prediction", "Prediction", "same iff distance <= threshold"),
+    ("correct", "Correct", "prediction equals label"),
+    ("cscore", "C-Score", "confidence of the prediction, 0.5 to 1"),
+)
+
+
+def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, template, context)
+
+
+@router.get("/", response_class=HTMLResponse)
+def landing(request: Request, services: ServicesDep, session: SessionDep) -> HTMLResponse:
+    info = overview(session)
+    example = pair_detail(session, info.example_pair) if info.example_pair is not None else None
+    return _page(request, "landing.html", overview=info, example=example, example_model=info.example_model, occlusion=services.occlusion)
+
+
+@router.get("/explorer", response_class=HTMLResponse)
+def explorer(request: Request, session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> HTMLResponse:
+    page = explorer_page(session, q)
+    models = model_names(session)
+    others = results_by_pair(session, [row.pair_id for row in page.rows]) if len(models) > 1 else {}
+    return _page(
+        request,
+        "explorer.html",
+        page=page,
+        q=q,
+        datasets=dataset_names(session),
+        models=models,
+        others=others,
+        columns=COLUMNS,
+        page_sizes=PAGE_SIZES,
+    )
+
+
+@router.get("/pairs/{pair_id}", response_class=HTMLResponse)
+def viewer(
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+    pair_id: int,
+    q: Annotated[ExplorerQuery, Query()],
+    i: Annotated[int | None, Query(ge=0, description="row index in the explorer's order")] = None,
+) -> HTMLResponse:
+    detail = pair_detail(session, pair_id)
+    around = neighbours(session, q, pair_id, i)
+    models = list(dict.fromkeys([r.model for r in detail.results] + [m.model for m in detail.xmaps]))
+    table_model = q.model or (m.name if (m := default_model(session, None)) else None)
+    model = table_model if table_model in models else (models[0] if models else None)
+
+    def link(target: int | None, index: int | None) -> str | None:
+        return None if target is None else q.url(f"/pairs/{target}", extra={"i": index}, page=1)
+
+    index = around.index
+    back_page = index // q.per_page + 1 if index is not None else q.page
+    return _page(
+        request,
+        "viewer.html",
+        pair=detail,
+        reviews=pair_reviews(session, pair_id),
+        around=around,
+        previous_url=link(around.previous, index - 1 if index is not None else None),
+        next_url=link(around.next, index + 1 if index is not None else None),
+        back_url=q.url("/explorer", page=back_page),
+        models=models,
+        model=model,
+        occlusion=services.occlusion,
+    )
+
+
+@router.get("/explain", response_class=HTMLResponse)
+def explain(request: Request, services: ServicesDep, session: SessionDep) -> HTMLResponse:
+    return _page(
+        request,
+        "explain.html",
+        models=services.uploads.allowed_models(session),
+        default_model=services.default_model,
+        max_upload_mb=services.max_upload_bytes / 1e6,
+        occlusion=services.occlusion,
+    )
+
+
+@router.get("/review", response_class=HTMLResponse)
+def review(
+    request: Request,
+    session: SessionDep,
+    max_cscore: Annotated[float, Query(ge=0.0, le=1.0)] = 0.75,
+    dataset: Annotated[str | None, Query(max_length=200)] = None,
+    model: Annotated[str | None, Query(max_length=200)] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> HTMLResponse:
+    q = ExplorerQuery(dataset=dataset or None, model=model or None, page=page, per_page=10)
+    queue = review_queue(session, max_cscore, q)
+    return _page(request, "review.html", queue=queue, q=q, datasets=dataset_names(session), models=model_names(session))
+
+
+@router.get("/api", response_class=HTMLResponse)
+def api_page(request: Request) -> HTMLResponse:
+    schema = request.app.openapi()
+    endpoints = [
+        (method.upper(), path, operation.get("summary", ""))
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+    ]
+    return _page(request, "api.html", endpoints=endpoints)

@@ -1,0 +1,59 @@
+"""What every request handler needs, built once per app: the store, jobs, X-Maps and uploads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from xfv.method.occlusion import OcclusionSettings
+from xfv.store import Store
+from xfv.web.jobs import JobManager
+from xfv.web.lru import LRU
+from xfv.web.pairmaps import PairMaps
+from xfv.web.uploads import Uploads
+
+
+@dataclass
+class Services:
+    """The app's long-lived parts (one per app, kept on ``app.state.services``)."""
+
+    store: Store
+    jobs: JobManager
+    pair_maps: PairMaps
+    uploads: Uploads
+    thumbnails: LRU[tuple[int, int], bytes]
+    occlusion: OcclusionSettings
+    default_model: str
+    max_upload_bytes: int
+
+    @classmethod
+    def build(cls, store: Store, occlusion: OcclusionSettings, default_model: str, max_upload_bytes: int) -> Services:
+        jobs = JobManager(workers=1)
+        return cls(
+            store=store,
+            jobs=jobs,
+            pair_maps=PairMaps(store, jobs, occlusion),
+            uploads=Uploads(jobs, occlusion, max_upload_bytes),
+            thumbnails=LRU(4096),
+            occlusion=occlusion,
+            default_model=default_model,
+            max_upload_bytes=max_upload_bytes,
+        )
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def get_session(services: Annotated[Services, Depends(get_services)]) -> Iterator[Session]:
+    """A read session per request; writes open their own transaction with ``store.transaction()``."""
+    with services.store.sessions() as session:
+        yield session
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+SessionDep = Annotated[Session, Depends(get_session)]

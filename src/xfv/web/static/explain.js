@@ -1,0 +1,116 @@
+/* Explain your own pair: upload two photos, show faces and decision at once, X-Maps when computed. */
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("explain-form");
+  if (!form) return;
+  const errorBox = document.getElementById("explain-error");
+  const submit = document.getElementById("explain-submit");
+  const result = document.getElementById("explain-result");
+  const maxBytes = Number(form.dataset.maxBytes);
+
+  const showError = (message) => {
+    errorBox.textContent = message;
+    errorBox.hidden = !message;
+  };
+
+  form.querySelectorAll("[data-dropzone]").forEach((zone) => {
+    const input = zone.querySelector("input[type=file]");
+    const preview = zone.querySelector(".drop-preview");
+    const show = () => {
+      const file = input.files[0];
+      zone.classList.toggle("filled", Boolean(file));
+      preview.hidden = !file;
+      if (file) preview.src = URL.createObjectURL(file);
+    };
+    input.addEventListener("change", show);
+    zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+    zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      zone.classList.remove("over");
+      if (event.dataTransfer.files.length) { input.files = event.dataTransfer.files; show(); }
+    });
+  });
+
+  function tooLarge() {
+    for (const input of form.querySelectorAll("input[type=file]")) {
+      const file = input.files[0];
+      if (file && file.size > maxBytes) {
+        return `${file.name} is ${(file.size / 1e6).toFixed(1)} MB: photos may be at most ${(maxBytes / 1e6).toFixed(1)} MB`;
+      }
+    }
+    return "";
+  }
+
+  function showUpload(upload) {
+    result.hidden = false;
+    upload.photos.forEach((photo, index) => {
+      const n = index + 1;
+      result.querySelector(`[data-photo="${n}"]`).src = photo.photo_url;
+      result.querySelector(`[data-aligned="${n}"]`).src = photo.aligned_url;
+      result.querySelector(`[data-photo-caption="${n}"]`).textContent =
+        `${photo.name} · ${photo.width} × ${photo.height} · ${photo.detected ? "face detected" : "face box assumed"}`;
+    });
+    const verdict = document.getElementById("verdict");
+    verdict.textContent = upload.same ? "Same person" : "Different people";
+    verdict.className = `verdict ${upload.same ? "same" : "different"}`;
+    document.getElementById("fact-distance").textContent = xfv.format(upload.distance, 4);
+    document.getElementById("fact-threshold").textContent = xfv.format(upload.threshold, 4);
+    document.getElementById("fact-cscore").textContent = upload.cscore === null
+      ? "– (no calibration for this model)" : `${xfv.format(upload.cscore, 3)} (probability the decision is right)`;
+    document.getElementById("fact-model").textContent = upload.model;
+    document.getElementById("fact-source").textContent = upload.threshold_source;
+    const scale = Math.max(2 * upload.threshold, upload.distance * 1.1, 0.01);
+    result.querySelector(".gauge-threshold").style.left = `${(upload.threshold / scale) * 100}%`;
+    result.querySelector(".gauge-marker").style.left = `${Math.min(upload.distance / scale, 1) * 100}%`;
+  }
+
+  async function showMaps(upload) {
+    const status = document.getElementById("upload-progress");
+    const holder = document.getElementById("upload-viewer");
+    status.hidden = false;
+    status.classList.remove("failed");
+    holder.hidden = true;
+    const progress = status.querySelector("[data-progress]");
+    const message = status.querySelector("[data-message]");
+    message.textContent = "Computing X-Maps: every occluded face goes through the model…";
+    try {
+      if (upload.job) {
+        await xfv.pollJob(upload.job, (job) => xfv.setProgress(progress, job.progress,
+          `${Math.round(job.progress * 100)} % · ${job.done} of ${job.total} forward passes`));
+      }
+      status.hidden = true;
+      holder.hidden = false;
+      const root = holder.querySelector("[data-xmap-viewer]");
+      root.dataset.id = upload.id;
+      const viewer = root.xmapViewer || new XMapViewer(root);
+      viewer.id = upload.id;
+      viewer.render();
+      result.dataset.state = "done";
+    } catch (error) {
+      status.classList.add("failed");
+      message.textContent = `Computing the X-Maps failed: ${error.message}`;
+    }
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError(tooLarge());
+    if (!errorBox.hidden) return;
+    submit.disabled = true;
+    submit.textContent = "Finding faces…";
+    result.dataset.state = "running";
+    try {
+      const upload = await xfv.request(form.action, { method: "POST", body: new FormData(form) });
+      showUpload(upload);
+      await showMaps(upload);
+    } catch (error) {
+      result.hidden = true;
+      showError(error.message);
+    } finally {
+      submit.disabled = false;
+      submit.textContent = "Verify and explain";
+    }
+  });
+});

@@ -1,0 +1,224 @@
+"""Explain your own pair: two uploaded photos, checked, aligned, verified and explained.
+
+Checks happen before any work, each with a message the page shows: a file over
+``get_settings().max_upload_bytes`` (413), a file that is not a JPEG, PNG, WebP, BMP, GIF or TIFF
+image (415), a corrupt image or a photo without a face (422). Photos larger than
+:data:`MAX_SIDE` pixels are scaled down first (a face detector gains nothing from 20 megapixels
+and would take seconds). Verification (distance, decision, C-Score) is immediate; X-Maps run
+as a background job. Uploads live in memory only, the newest :data:`KEEP` of them.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from xfv.errors import XfvError
+from xfv.faces import AlignedFace, align_face, decode_image
+from xfv.method.calibration import Calibrator
+from xfv.method.occlusion import OcclusionSettings
+from xfv.method.xmaps import METHODS
+from xfv.models import BUILTIN_MODELS, FaceModel, get_model
+from xfv.pipeline.explain import Explanation, explain_pair
+from xfv.pipeline.verify import confidence_of, model_calibrator, resolve_threshold, verify_faces
+from xfv.store.arrays import xmap_arrays
+from xfv.store.models import Dataset, FoldResult, Model
+from xfv.web.errors import NotFound, UnsupportedImage, UploadTooLarge
+from xfv.web.jobs import Job, JobManager
+from xfv.web.lru import LRU
+from xfv.web.render import Display, detection_overlay, png, render_map, select_map, thumbnail
+
+#: Formats Pillow recognises that a photo may come in.
+ACCEPTED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF", "TIFF": "TIFF"}
+#: Longer side, in pixels, photos are scaled down to before detection.
+MAX_SIDE = 1280
+#: Uploads kept in memory.
+KEEP = 32
+
+
+def human_size(size: float) -> str:
+    """Bytes as people read them: 850 bytes, 20 kB, 10.5 MB."""
+    if size < 1_000:
+        return f"{size:.0f} bytes"
+    return f"{size / 1_000:.0f} kB" if size < 1_000_000 else f"{size / 1_000_000:.1f} MB"
+
+
+def check_upload(name: str, data: bytes, limit: int) -> None:
+    """Refuse a file that is too large or not an image of an accepted format."""
+    if len(data) > limit:
+        raise UploadTooLarge(f"{name} is {human_size(len(data))}: photos may be at most {human_size(limit)}")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            kind = image.format or ""
+    except (UnidentifiedImageError, OSError, ValueError):
+        kind = ""
+    if kind not in ACCEPTED_FORMATS:
+        accepted = ", ".join(sorted(set(ACCEPTED_FORMATS.values())))
+        raise UnsupportedImage(f"{name} is not a photo xfv can read: upload a {accepted} image")
+
+
+@dataclass
+class Photo:
+    """One uploaded photo: its file name, the (scaled) image and the face found in it."""
+
+    name: str
+    image: np.ndarray
+    aligned: AlignedFace
+
+
+@dataclass
+class Upload:
+    """An uploaded pair: both photos, the verification and, once computed, the X-Maps."""
+
+    id: str
+    model: str
+    photos: tuple[Photo, Photo]
+    distance: float
+    threshold: float
+    threshold_source: str
+    same: bool
+    cscore: float | None
+    calibrator: Calibrator | None = field(default=None, repr=False)
+    explanation: Explanation | None = None
+    created: float = field(default_factory=time.time)
+
+    def summary(self) -> dict[str, object]:
+        """JSON-ready facts for the page and the API."""
+        return {
+            "id": self.id,
+            "model": self.model,
+            "distance": self.distance,
+            "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+            "decision": "same person" if self.same else "different people",
+            "same": self.same,
+            "cscore": self.cscore,
+            "xmaps_ready": self.explanation is not None,
+            "photos": [
+                {
+                    "name": photo.name,
+                    "width": int(photo.image.shape[1]),
+                    "height": int(photo.image.shape[0]),
+                    "detected": photo.aligned.detected,
+                    "box": photo.aligned.box.to_list() if photo.aligned.box else None,
+                    "landmarks": np.asarray(photo.aligned.landmarks).round(1).tolist(),
+                    "photo_url": f"/api/uploads/{self.id}/photo/{index}.png",
+                    "aligned_url": f"/api/uploads/{self.id}/aligned/{index}.png",
+                }
+                for index, photo in enumerate(self.photos, start=1)
+            ],
+        }
+
+
+def _stored_calibrator(session: Session, model: str) -> tuple[Calibrator, str] | None:
+    """The store's C-Score calibration of a model (its first dataset's first fold, fitted on the
+    other folds) and that dataset's name, for models that ship no calibration of their own."""
+    row = session.execute(
+        select(FoldResult.calibration, Dataset.name)
+        .join(Model, Model.id == FoldResult.model_id)
+        .join(Dataset, Dataset.id == FoldResult.dataset_id)
+        .where(Model.name == model)
+        .order_by(Dataset.id, FoldResult.fold)
+        .limit(1)
+    ).first()
+    return None if row is None else (Calibrator.from_dict(row[0]), row[1])
+
+
+def decision_rule(session: Session, model: FaceModel) -> tuple[float, str, Calibrator | None]:
+    """Threshold, where it comes from, and the C-Score calibration for a new pair: the model's
+    own (shipped) ones, else those the store fitted on a benchmark."""
+    if model.spec.default_threshold is not None:
+        threshold, source = resolve_threshold(model, None)
+        return threshold, source, model_calibrator(model)
+    stored = _stored_calibrator(session, model.spec.name)
+    if stored is None:
+        raise XfvError(f"model {model.spec.name} has no threshold yet: compute it on a benchmark first (xfv compute)")
+    calibrator, dataset = stored
+    return float(calibrator.threshold_), f"threshold and C-Score of {model.spec.name} fitted on {dataset}", calibrator
+
+
+class Uploads:
+    """Checks, verifies and explains uploaded pairs; keeps the newest in memory."""
+
+    def __init__(self, jobs: JobManager, settings: OcclusionSettings, limit: int) -> None:
+        self.jobs = jobs
+        self.settings = settings
+        self.limit = limit
+        self._uploads: LRU[str, Upload] = LRU(KEEP)
+
+    @staticmethod
+    def allowed_models(session: Session) -> list[str]:
+        """Models a visitor may choose: the built-in ones and those with stored results (never a path)."""
+        stored = session.scalars(select(Model.name).order_by(Model.name))
+        return list(dict.fromkeys([*BUILTIN_MODELS, *stored]))
+
+    def _model(self, session: Session, name: str) -> FaceModel:
+        allowed = self.allowed_models(session)
+        if name not in allowed:
+            raise XfvError(f"unknown model {name!r}: choose one of {', '.join(allowed)}")
+        return get_model(name)
+
+    def create(self, session: Session, files: list[tuple[str, bytes]], model_name: str) -> Upload:
+        """Check both files, find and align their faces, and verify the pair."""
+        for name, data in files:
+            check_upload(name, data, self.limit)
+        model = self._model(session, model_name)
+        photos = [self._photo(name, data, model) for name, data in files]
+        threshold, source, calibrator = decision_rule(session, model)
+        distance, same = verify_faces(photos[0].aligned.face, photos[1].aligned.face, model, threshold)
+        cscore = confidence_of(calibrator, distance, threshold)
+        upload = Upload(uuid.uuid4().hex, model.spec.name, (photos[0], photos[1]), distance, threshold, source, same, cscore, calibrator)
+        return self._uploads.put(upload.id, upload)
+
+    @staticmethod
+    def _photo(name: str, data: bytes, model: FaceModel) -> Photo:
+        image = thumbnail(decode_image(data, name), MAX_SIDE)
+        aligned = align_face(image, model.spec.alignment, model.spec.input_size, "detect", source=name)
+        return Photo(name, image, aligned)
+
+    def get(self, upload_id: str) -> Upload:
+        upload = self._uploads.get(upload_id)
+        if upload is None:
+            raise NotFound(f"no upload {upload_id!r}: uploads are kept in memory for the newest {KEEP} pairs")
+        return upload
+
+    def start_xmaps(self, upload: Upload) -> Job | None:
+        """Start the X-Maps job of an upload (None when they are ready)."""
+        if upload.explanation is not None:
+            return None
+        total = 2 * (self.settings.count + 1)
+        return self.jobs.submit("upload-xmaps", f"upload:{upload.id}", total, f"/api/uploads/{upload.id}", lambda job: self._explain(job, upload))
+
+    def _explain(self, job: Job, upload: Upload) -> None:
+        model = get_model(upload.model)
+        faces = [photo.aligned.face for photo in upload.photos]
+        upload.explanation = explain_pair(
+            faces[0], faces[1], model, METHODS, self.settings, upload.threshold, upload.calibrator, progress=job.advance
+        )
+
+    @staticmethod
+    def photo_png(upload: Upload, index: int) -> bytes:
+        photo = upload.photos[index - 1]
+        return png(thumbnail(detection_overlay(photo.image, photo.aligned), 640))
+
+    @staticmethod
+    def aligned_png(upload: Upload, index: int) -> bytes:
+        return png(upload.photos[index - 1].aligned.face)
+
+    @staticmethod
+    def map_png(upload: Upload, method: int, image: int, patch: str, display: Display) -> bytes:
+        """One X-Map picture of an upload as PNG."""
+        if upload.explanation is None:
+            raise NotFound(f"the X-Maps of upload {upload.id} are not computed yet")
+        if method not in upload.explanation.maps:
+            raise NotFound(f"no X-Map method {method}: use one of {', '.join(map(str, METHODS))}")
+        arrays = xmap_arrays(upload.explanation.maps[method])
+        face = upload.photos[image - 1].aligned.face
+        return png(render_map(face, select_map(arrays, image, patch), display))

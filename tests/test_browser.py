@@ -1,0 +1,195 @@
+"""The pages in a real browser: Playwright driving Debian's Chromium against a live server.
+
+Each test saves a screenshot of its page under ``artifacts/screenshots/`` (kept by CI as an
+artefact). Every request the pages make is watched: anything not sent to the test server fails
+the test, so the platform provably needs no CDN. Skipped with a reason when Playwright or
+``/usr/bin/chromium`` (``apt-get install chromium``) is missing.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import lfw_image
+from tests.test_web_fixtures import TINY, WebStore, web_store  # noqa: F401 - the fixture
+from xfv.web import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(web_store: WebStore) -> Iterator[str]:  # noqa: F811
+    """``xfv serve``'s app on a free loopback port, in a thread; yields its base URL."""
+    uvicorn = pytest.importorskip("uvicorn")
+    port = _free_port()
+    config = uvicorn.Config(create_app(web_store.store, occlusion=TINY), host="127.0.0.1", port=port, log_level="warning")
+    runner = uvicorn.Server(config)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not runner.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the test server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    runner.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    if not CHROMIUM.is_file():
+        pytest.skip(f"Debian's Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser: Any, server: str) -> Iterator[Any]:
+    """A fresh page on the test server that records JavaScript errors and outside requests."""
+    context = browser.new_context(base_url=server, viewport={"width": 1440, "height": 1000})
+    outside: list[str] = []
+    errors: list[str] = []
+
+    def only_local(route: Any) -> None:
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_local)
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    context.close()
+    assert not outside, f"requests outside the server: {outside}"
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def shoot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def wait_ready(page: Any, selector: str = "[data-xmap-viewer]") -> None:
+    """Wait until a viewer shows its maps (both overlay images loaded)."""
+    page.wait_for_selector(f'{selector}[data-state="ready"]')
+    page.wait_for_function(
+        "sel => [...document.querySelectorAll(sel + ' img.overlay')].every(i => i.complete && i.naturalWidth > 0)", arg=selector
+    )
+
+
+def test_landing_page(page: Any) -> None:
+    page.goto("/")
+    assert "See why a face model says" in page.locator("h1").inner_text()
+    assert page.locator("#accuracy-table").get_by_text("other-net").count() == 1
+    wait_ready(page, "#preview [data-xmap-viewer]")
+    page.locator('#preview .seg[data-control="method"] button[data-value="3"]').click()
+    wait_ready(page, "#preview [data-xmap-viewer]")
+    shoot(page, "landing")
+
+
+def test_explorer_wrong_decisions_sorted_by_cscore_then_viewer(page: Any) -> None:
+    page.goto("/explorer")
+    page.select_option('select[name="outcome"]', "wrong")
+    page.wait_for_url(re.compile(r"outcome=wrong"))
+    page.locator('th a[data-sort="cscore"]').click()
+    page.wait_for_url(re.compile(r"sort=cscore"))
+    rows = page.locator("#pairs tbody tr[data-pair]")
+    assert rows.count() > 0
+    assert rows.locator(".mark.bad").count() == rows.count(), "every row is a wrong decision"
+    scores = [float(text) for text in page.locator("#pairs .cscore-value").all_inner_texts()]
+    assert scores == sorted(scores)
+    assert "outcome=wrong" in page.url and "sort=cscore" in page.url
+    shoot(page, "explorer")
+    rows.first.click()
+    page.wait_for_url(re.compile(r"/pairs/\d+\?.*outcome=wrong"))
+    wait_ready(page)  # its maps were not stored: computed on request, with progress, then shown
+    assert page.locator("#prev-pair").get_attribute("class").endswith("disabled")
+
+
+def test_viewer_switches_method_and_patch_size(page: Any, web_store: WebStore) -> None:  # noqa: F811
+    page.goto("/explorer")
+    page.locator(f'#pairs tr[data-pair="{web_store.with_maps[0]}"] .thumbs').click()
+    page.wait_for_url(re.compile(rf"/pairs/{web_store.with_maps[0]}\?"))
+    wait_ready(page)
+    overlay = page.locator('img[data-overlay="1"]')
+    seen = {(overlay.get_attribute("src"), overlay.screenshot())}
+    for control, value in [("method", "2"), ("patch", "14"), ("method", "3"), ("patch", "7"), ("display", "heat")]:
+        page.locator(f'.seg[data-control="{control}"] button[data-value="{value}"]').click()
+        wait_ready(page)
+        shown = (overlay.get_attribute("src"), overlay.screenshot())
+        assert shown[0] not in {s for s, _ in seen}, f"{control}={value} did not change the map URL"
+        assert shown[1] not in {p for _, p in seen}, f"{control}={value} did not change the picture"
+        seen.add(shown)
+    page.locator('input[data-control="opacity"]').fill("40")
+    assert page.locator('img[data-overlay="1"]').evaluate("i => i.style.opacity") == "0.4"
+    assert "method=3" in page.url and "patch=7" in page.url and "display=heat" in page.url
+    page.locator('input[data-control="opacity"]').fill("85")
+    shoot(page, "viewer")
+    page.locator("#next-pair").click()
+    page.wait_for_url(re.compile(rf"/pairs/{web_store.with_maps[1]}\?"))
+    wait_ready(page)
+
+
+def test_explain_your_own_pair(page: Any, tmp_path: Path) -> None:
+    page.goto("/explain")
+    page.set_input_files('input[name="image1"]', str(lfw_image("Akhmed_Zakayev", 1)))
+    page.set_input_files('input[name="image2"]', str(lfw_image("Akhmed_Zakayev", 3)))
+    page.locator("#explain-submit").click()
+    page.wait_for_selector('#explain-result[data-state="done"]')
+    assert page.locator("#verdict").inner_text() == "Same person"
+    assert float(page.locator("#fact-distance").inner_text()) < float(page.locator("#fact-threshold").inner_text())
+    wait_ready(page, "#upload-viewer [data-xmap-viewer]")
+    page.locator('#upload-viewer .seg[data-control="method"] button[data-value="2"]').click()
+    wait_ready(page, "#upload-viewer [data-xmap-viewer]")
+    shoot(page, "explain")
+
+    not_a_photo = tmp_path / "notes.txt"
+    not_a_photo.write_text("not a photo")
+    page.set_input_files('input[name="image1"]', str(not_a_photo))
+    page.locator("#explain-submit").click()
+    error = page.locator("#explain-error")
+    error.wait_for(state="visible")
+    assert "notes.txt is not a photo" in error.inner_text()
+    shoot(page, "explain-error")
+
+
+def test_review_queue(page: Any) -> None:
+    page.goto("/review?max_cscore=0.999")
+    card = page.locator(".queue-item").first
+    card.locator("textarea").fill("the ears do not match")
+    card.locator("button.disagree").click()
+    card.locator("[data-review-state].saved").wait_for()
+    assert "disagree" in card.locator("[data-review-state]").inner_text()
+    shoot(page, "review")
+
+
+def test_api_docs_work_offline(page: Any) -> None:
+    page.goto("/docs")
+    page.wait_for_selector(".swagger-ui .information-container .title")
+    assert page.get_by_text("/api/pairs/{pair_id}/xmaps/{model}", exact=False).count() > 0
+    shoot(page, "api-docs")

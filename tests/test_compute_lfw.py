@@ -1,0 +1,52 @@
+"""Real data: a slice of LFW (``../shared/data/lfw``) ingested and computed with the default model
+agrees with ``xfv evaluate`` on the same slice, and its quality scores are sane."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.synthetic import result_table
+from xfv.datasets import read_protocol
+from xfv.models import DEFAULT_MODEL, get_model
+from xfv.pipeline.compute import ComputeOptions, compute_scores
+from xfv.pipeline.evaluate import evaluate
+from xfv.store import open_store
+from xfv.store.ingest import ingest
+from xfv.store.repository import PairQuery, query_pairs
+
+PER_CLASS = 5  # per fold: 5 genuine + 5 impostor pairs, 100 pairs in all
+
+
+def lfw_slice(lfw_root: Path, folder: Path) -> Path:
+    """A dataset root with the first PER_CLASS genuine and impostor pairs of every LFW fold; the
+    images folder is a link to the real one."""
+    lines = (lfw_root / "pairs.txt").read_text().splitlines()
+    folds, per_class = (int(v) for v in lines[0].split())
+    kept = [f"{folds}\t{PER_CLASS}"]
+    for fold in range(folds):
+        start = 1 + fold * 2 * per_class
+        kept += lines[start : start + PER_CLASS] + lines[start + per_class : start + per_class + PER_CLASS]
+    folder.mkdir()
+    (folder / "pairs.txt").write_text("\n".join(kept) + "\n")
+    (folder / "images_deepfunneled").symlink_to(lfw_root / "images_deepfunneled")
+    return folder
+
+
+def test_lfw_slice_with_the_default_model_matches_evaluate(lfw_root: Path, tmp_path: Path) -> None:
+    root = lfw_slice(lfw_root, tmp_path / "lfw-slice")
+    store = open_store(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    report = ingest(store, "lfw", root, "lfw-slice", progress=False)
+    assert (report.pairs, report.input_mode) == (10 * 2 * PER_CLASS, "lfw-funneled")
+    scores = compute_scores(store, "lfw-slice", DEFAULT_MODEL, ComputeOptions(chunk_size=25, progress=False))
+    expected = evaluate(read_protocol("lfw", root), get_model(DEFAULT_MODEL), "lfw-funneled", progress=False)
+    assert scores.accuracy == pytest.approx(expected.accuracy_mean, abs=1e-12) and scores.accuracy > 0.9
+    table = result_table(store, "lfw-slice", DEFAULT_MODEL)
+    assert np.allclose([row[1] for row in table], expected.distances, rtol=0, atol=1e-12)
+    assert all(0.5 <= row[5] <= 1 for row in table)  # C-Scores
+    with store.transaction() as session:
+        rows = query_pairs(session, PairQuery(dataset="lfw-slice", sort="quality", per_page=1000)).rows
+    qualities = [q for r in rows for q in (r.quality1, r.quality2)]
+    assert all(0 <= q <= 1 for q in qualities) and np.median(qualities) > 0.3

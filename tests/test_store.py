@@ -1,0 +1,171 @@
+"""The store itself, on SQLite and on a real PostgreSQL server: schema and migrations, connection
+errors, models, the explorer's pair queries, and X-Map blobs."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, select
+
+from xfv.cli import main
+from xfv.errors import ModelError, XfvError
+from xfv.models.base import ModelSpec
+from xfv.pipeline.compute import ComputeOptions, compute_scores
+from xfv.store import StoreError, open_store
+from xfv.store.arrays import pack_maps, unpack_maps
+from xfv.store.ingest import ingest
+from xfv.store.migrate import current_revision, head_revision
+from xfv.store.models import Base, Model, PairResult
+from xfv.store.repository import PairQuery, find_model, image_file, query_pairs, register_model
+
+pytest_plugins = ["tests.pg", "tests.synthetic"]
+
+
+def test_migrations_build_exactly_the_models(store_url: str) -> None:
+    store = open_store(store_url)
+    with store.engine.connect() as connection:
+        assert current_revision(connection) == head_revision()
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == [], "models and migrations differ: add a migration (python -m xfv.store.migrate)"
+
+
+def test_opening_twice_keeps_the_data(store_url: str) -> None:
+    store = open_store(store_url)
+    with store.transaction() as session:
+        register_model(
+            session, ModelSpec(name="m", input_size=16, embedding_size=8, alignment="arcface", weights_hash="abc")
+        )
+    store.close()
+    with open_store(store_url).transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Model)) == 1
+
+
+def test_default_store_is_a_sqlite_file_in_xfv_home(xfv_home: Path) -> None:
+    store = open_store()
+    assert store.engine.url.get_backend_name() == "sqlite"
+    assert Path(store.engine.url.database or "") == xfv_home / "xfv.sqlite"
+    assert (xfv_home / "xfv.sqlite").is_file()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_unreachable_database_is_a_clear_error_without_the_password() -> None:
+    url = f"postgresql://xfv:secret@127.0.0.1:{_closed_port()}/xfv"
+    with pytest.raises(StoreError, match="cannot connect to the database") as caught:
+        open_store(url)
+    assert "secret" not in str(caught.value) and "***" in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["not a url", "mysql+nodriver://x@localhost/db"])
+def test_unusable_urls_are_clear_errors(url: str) -> None:
+    with pytest.raises(StoreError):
+        open_store(url)
+
+
+def test_cli_reports_an_unreachable_database_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"postgresql://xfv:secret@127.0.0.1:{_closed_port()}/xfv"
+    assert main(["export", "--dataset", "x", "--model", "m", "--out", "x.csv", "--database-url", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("xfv: error: cannot connect to the database") and "\n" not in err and "secret" not in err
+
+
+def test_a_model_name_cannot_change_its_weights(store_url: str) -> None:
+    store = open_store(store_url)
+    spec = ModelSpec(name="m", input_size=16, embedding_size=8, alignment="arcface", weights_hash="abc")
+    with store.transaction() as session:
+        first = register_model(session, spec)
+        assert register_model(session, spec).id == first.id
+    with pytest.raises(ModelError, match="another name"), store.transaction() as session:
+        register_model(
+            session, ModelSpec(name="m", input_size=16, embedding_size=8, alignment="arcface", weights_hash="def")
+        )
+    with store.transaction() as session:
+        assert find_model(session, "m").weights_hash == "abc"
+
+
+def test_map_blobs_keep_tiny_raw_maps_and_merged_maps() -> None:
+    rng = np.random.default_rng(0)
+    maps = {
+        "image1_p7": rng.normal(0, 3e-6, (112, 112)),
+        "image1_merged": rng.uniform(-1, 1, (112, 112)),
+        "zero": np.zeros((4, 4)),
+    }
+    blob = pack_maps(maps)
+    restored = unpack_maps(blob)
+    assert set(restored) == set(maps)
+    for name, values in maps.items():
+        peak = np.abs(values).max() or 1.0
+        assert np.abs(restored[name] - values).max() <= 1e-3 * peak
+    assert len(blob) < 2 * 2 * 112 * 112 + 2000  # float16, compressed
+
+
+@pytest.fixture
+def computed(store_url: str, synthetic_lfw: Path, fake_model: str) -> str:
+    """A store holding the synthetic dataset ``syn`` scored by the fake model."""
+    store = open_store(store_url)
+    ingest(store, "lfw", synthetic_lfw, "syn", "aligned", progress=False)
+    compute_scores(store, "syn", fake_model, ComputeOptions(chunk_size=50, progress=False))
+    return store_url
+
+
+def test_pair_query_filters_sorts_and_pages(computed: str) -> None:
+    store = open_store(computed)
+    with store.transaction() as session:
+        everything = query_pairs(session, PairQuery(dataset="syn", model="fake", per_page=1000))
+        assert everything.total == 200 and [r.position for r in everything.rows] == list(range(200))
+        wrong = [r for r in everything.rows if not r.correct]
+        page = query_pairs(session, PairQuery(dataset="syn", model="fake", correct=False))
+        assert page.total == len(wrong) > 0
+        genuine_fold3 = query_pairs(session, PairQuery(dataset="syn", model="fake", same=True, fold=3))
+        assert genuine_fold3.total == 10 and all(r.same and r.fold == 3 for r in genuine_fold3.rows)
+        by_cscore = query_pairs(
+            session, PairQuery(dataset="syn", model="fake", sort="cscore", descending=True, per_page=1000)
+        )
+        cscores = [r.cscore for r in by_cscore.rows]
+        assert cscores == sorted(cscores, reverse=True)
+        pages = [
+            query_pairs(session, PairQuery(dataset="syn", model="fake", sort="distance", page=p, per_page=30))
+            for p in range(1, 8)
+        ]
+        assert pages[0].pages == 7 and len(pages[-1].rows) == 20
+        ids = [r.pair_id for p in pages for r in p.rows]
+        assert sorted(ids) == sorted(r.pair_id for r in everything.rows)
+        distances = [r.distance for p in pages for r in p.rows]
+        assert distances == sorted(distances)
+        named = query_pairs(session, PairQuery(dataset="syn", identity="person_007"))
+        assert named.total >= 2 and all("Person_007" in (r.identity1, r.identity2) for r in named.rows)
+        assert named.rows[0].distance is None  # no model asked: no result columns
+        assert image_file(session, named.rows[0].image2_id).is_file()
+        low = query_pairs(session, PairQuery(dataset="syn", max_quality=0.5, sort="quality"))
+        qualities = [min(r.quality1, r.quality2) for r in low.rows]
+        assert qualities == sorted(qualities) and all(q <= 0.5 for q in qualities)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (PairQuery(dataset="syn", sort="colour"), "cannot sort"),
+        (PairQuery(dataset="syn", per_page=0), "per_page"),
+        (PairQuery(dataset="syn", correct=True), "needs a model"),
+        (PairQuery(dataset="nope"), "no dataset named 'nope'"),
+        (PairQuery(dataset="syn", model="nope"), "no model named 'nope'"),
+    ],
+)
+def test_pair_query_rejects_what_it_cannot_answer(computed: str, query: PairQuery, message: str) -> None:
+    with pytest.raises(XfvError, match=message), open_store(computed).transaction() as session:
+        query_pairs(session, query)
+
+
+def test_results_are_one_row_per_pair_and_model(computed: str) -> None:
+    with open_store(computed).transaction() as session:
+        assert session.scalar(select(func.count()).select_from(PairResult)) == 200
+        assert session.scalar(select(func.count()).where(PairResult.cscore.is_(None))) == 0
