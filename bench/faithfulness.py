@@ -119,7 +119,11 @@ def deletion_curve(
 
 
 def deletion_check(
-    face1: np.ndarray, face2: np.ndarray, engine: OcclusionEngine, seed: int, fractions: Sequence[float] = DELETION_FRACTIONS
+    face1: np.ndarray,
+    face2: np.ndarray,
+    engine: OcclusionEngine,
+    seed: int,
+    fractions: Sequence[float] = DELETION_FRACTIONS,
 ) -> tuple[float, float]:
     """Area under the distance curve when deleting in the merged map's order and in a random order."""
     merged = explain_pair(face1, face2, engine.model, methods=(3,), engine=engine).maps[3].merged1
@@ -198,8 +202,8 @@ def _describe(report: dict) -> str:
         )
     deletion = report["deletion"]
     lines.append(
-        f"  deletion: map order faster than random on {deletion['faster_rate']:.0%} of {deletion['pairs']} genuine pairs "
-        f"(mean distance {deletion['mean_area_map']:.4f} vs {deletion['mean_area_random']:.4f})"
+        f"  deletion: map order faster than random on {deletion['faster_rate']:.0%} of {deletion['pairs']} "
+        f"genuine pairs (mean distance {deletion['mean_area_map']:.4f} vs {deletion['mean_area_random']:.4f})"
     )
     lines.append(f"  {report['forward_passes']} forward passes in {report['seconds']} s")
     return "\n".join(lines)

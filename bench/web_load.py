@@ -38,7 +38,11 @@ import numpy as np
 from sqlalchemy import insert, select
 
 DEFAULT_LFW = Path(__file__).resolve().parents[2] / "shared/data/lfw"
-SERVE = "import sys, argparse; from xfv.cli import web; p = argparse.ArgumentParser(); web.register(p.add_subparsers()); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))"
+#: Runs the ``xfv serve`` command (module :mod:`xfv.cli.web`) with the arguments after ``-c``.
+SERVE = (
+    "import sys, argparse; from xfv.cli import web; parser = argparse.ArgumentParser(); "
+    "web.register(parser.add_subparsers()); args = parser.parse_args(sys.argv[1:]); sys.exit(args.func(args))"
+)
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -58,31 +62,65 @@ def synthetic_store(url: str, lfw: Path, copies: int, seed: int = 0) -> int:
     protocol = read_protocol("lfw", lfw)
     rng = np.random.default_rng(seed)
     paths = protocol.unique_images()
-    names = {pair.image1: pair.identity1 for pair in protocol.pairs} | {pair.image2: pair.identity2 for pair in protocol.pairs}
+    names = {pair.image1: pair.identity1 for pair in protocol.pairs} | {
+        pair.image2: pair.identity2 for pair in protocol.pairs
+    }
     with store.transaction() as session:
         model = register_model(session, get_model("dlib").spec)
         for copy in range(copies):
             name = "lfw" if copy == 0 else f"lfw-{copy + 1}"
-            dataset = Dataset(name=name, protocol="lfw", root=str(lfw.resolve()), input_mode="lfw-funneled",
-                              image_count=len(paths), pair_count=len(protocol.pairs))  # fmt: skip
+            dataset = Dataset(
+                name=name,
+                protocol="lfw",
+                root=str(lfw.resolve()),
+                input_mode="lfw-funneled",
+                image_count=len(paths),
+                pair_count=len(protocol.pairs),
+            )
             session.add(dataset)
             session.flush()
             people = sorted(set(names.values()))
             session.execute(insert(Identity), [{"dataset_id": dataset.id, "name": person} for person in people])
-            person_ids = {n: i for n, i in session.execute(select(Identity.name, Identity.id).where(Identity.dataset_id == dataset.id))}
-            session.execute(insert(Image), [
-                {"dataset_id": dataset.id, "identity_id": person_ids[names[path]], "path": path.relative_to(lfw).as_posix(),
-                 "width": 250, "height": 250, "file_size": 0, "content_hash": f"{copy:08x}{index:056x}",
-                 "quality": float(rng.beta(5, 2))}
-                for index, path in enumerate(paths)
-            ])  # fmt: skip
-            image_ids = {p: i for p, i in session.execute(select(Image.path, Image.id).where(Image.dataset_id == dataset.id))}
-            session.execute(insert(Pair), [
-                {"dataset_id": dataset.id, "position": position, "fold": pair.fold, "same": pair.same,
-                 "image1_id": image_ids[pair.image1.relative_to(lfw).as_posix()], "image2_id": image_ids[pair.image2.relative_to(lfw).as_posix()]}
-                for position, pair in enumerate(protocol.pairs)
-            ])  # fmt: skip
-            pair_ids = list(session.scalars(select(Pair.id).where(Pair.dataset_id == dataset.id).order_by(Pair.position)))
+            person_ids = {
+                n: i
+                for n, i in session.execute(select(Identity.name, Identity.id).where(Identity.dataset_id == dataset.id))
+            }
+            session.execute(
+                insert(Image),
+                [
+                    {
+                        "dataset_id": dataset.id,
+                        "identity_id": person_ids[names[path]],
+                        "path": path.relative_to(lfw).as_posix(),
+                        "width": 250,
+                        "height": 250,
+                        "file_size": 0,
+                        "content_hash": f"{copy:08x}{index:056x}",
+                        "quality": float(rng.beta(5, 2)),
+                    }
+                    for index, path in enumerate(paths)
+                ],
+            )
+            image_ids = {
+                p: i for p, i in session.execute(select(Image.path, Image.id).where(Image.dataset_id == dataset.id))
+            }
+            session.execute(
+                insert(Pair),
+                [
+                    {
+                        "dataset_id": dataset.id,
+                        "position": position,
+                        "fold": pair.fold,
+                        "same": pair.same,
+                        "image1_id": image_ids[pair.image1.relative_to(lfw).as_posix()],
+                        "image2_id": image_ids[pair.image2.relative_to(lfw).as_posix()],
+                    }
+                    for position, pair in enumerate(protocol.pairs)
+                ],
+            )
+            pair_ids = list(
+                session.scalars(select(Pair.id).where(Pair.dataset_id == dataset.id).order_by(Pair.position))
+            )
             same = protocol.same
             distances = np.where(same, rng.normal(0.045, 0.02, len(same)), rng.normal(0.18, 0.035, len(same)))
             add_distances(session, dataset, model, pair_ids, np.clip(distances, 0.0, 2.0))
@@ -122,7 +160,9 @@ def free_port() -> int:
 def start_server(url: str, home: Path, port: int) -> subprocess.Popen[bytes]:
     """``xfv serve --host 127.0.0.1 --port PORT`` on the store, once it answers."""
     env = {**os.environ, "XFV_DATABASE_URL": url, "XFV_HOME": str(home)}
-    server = subprocess.Popen([sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env)
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -179,7 +219,10 @@ async def one_request(client: httpx.AsyncClient, rng: random.Random, size: dict[
         elif choice < 0.8:
             path, params = f"/api/pairs/{rng.choice(size['pair_ids'])}", {}
         else:
-            path, params = f"/api/pairs/{rng.choice(size['pair_ids'])}/neighbours", explorer_params(rng, size["datasets"])
+            path, params = (
+                f"/api/pairs/{rng.choice(size['pair_ids'])}/neighbours",
+                explorer_params(rng, size["datasets"]),
+            )
     start = time.perf_counter()
     try:
         response = await client.get(path, params=params)
@@ -224,6 +267,8 @@ def report(results: Results, seconds: float, size: dict[str, Any], store: str, c
         "seconds": round(seconds, 2),
         "requests_per_second": round(total / seconds, 1),
         "errors": len(results.errors),
+        "cpus": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
     for kind, values in results.latencies.items():
         summary[f"{kind}_requests"] = len(values)
@@ -260,7 +305,9 @@ def main() -> int:
         port = free_port()
         server = start_server(url, home, port)
         try:
-            results, seconds = asyncio.run(load(f"http://127.0.0.1:{port}", size, args.clients, args.requests, args.seed))
+            results, seconds = asyncio.run(
+                load(f"http://127.0.0.1:{port}", size, args.clients, args.requests, args.seed)
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -268,10 +315,16 @@ def main() -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"store: {summary['store']}, {summary['pair_results']:,} pair results in {summary['datasets']} dataset(s)")
-        print(f"{summary['requests']} requests from {args.clients} clients in {summary['seconds']} s ({summary['requests_per_second']} req/s)")
+        print(
+            f"store: {summary['store']}, {summary['pair_results']:,} pair results in {summary['datasets']} dataset(s)"
+        )
+        rate = summary["requests_per_second"]
+        print(f"{summary['requests']} requests from {args.clients} clients in {summary['seconds']} s ({rate} req/s)")
+        busy = summary["load_average_1min"]
+        print(f"machine: {summary['cpus']} CPUs, load average {busy} at the end (other work slows the server)")
         for kind in ("explorer", "api"):
-            print(f"  {kind:<8} p50 {summary[f'{kind}_p50_ms']:8.1f} ms   p95 {summary[f'{kind}_p95_ms']:8.1f} ms   p99 {summary[f'{kind}_p99_ms']:8.1f} ms")
+            p50, p95, p99 = (summary[f"{kind}_p{q}_ms"] for q in (50, 95, 99))
+            print(f"  {kind:<8} p50 {p50:8.1f} ms   p95 {p95:8.1f} ms   p99 {p99:8.1f} ms")
         print(f"errors: {summary['errors']}" + "".join(f"\n  {e}" for e in summary["error_samples"]))
     return 1 if summary["errors"] else 0
 

@@ -40,7 +40,9 @@ def server(web_store: WebStore) -> Iterator[str]:  # noqa: F811
     """``xfv serve``'s app on a free loopback port, in a thread; yields its base URL."""
     uvicorn = pytest.importorskip("uvicorn")
     port = _free_port()
-    config = uvicorn.Config(create_app(web_store.store, occlusion=TINY), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(web_store.store, occlusion=TINY), host="127.0.0.1", port=port, log_level="warning"
+    )
     runner = uvicorn.Server(config)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
@@ -98,7 +100,8 @@ def wait_ready(page: Any, selector: str = "[data-xmap-viewer]") -> None:
     """Wait until a viewer shows its maps (both overlay images loaded)."""
     page.wait_for_selector(f'{selector}[data-state="ready"]')
     page.wait_for_function(
-        "sel => [...document.querySelectorAll(sel + ' img.overlay')].every(i => i.complete && i.naturalWidth > 0)", arg=selector
+        "sel => [...document.querySelectorAll(sel + ' img.overlay')].every(i => i.complete && i.naturalWidth > 0)",
+        arg=selector,
     )
 
 

@@ -34,9 +34,11 @@ def test_verify_same_and_different_people(lfw_root: Path) -> None:
     result = json.loads(same.stdout)
     assert result["same"] is True and result["distance"] <= result["threshold"]
     assert "LFW" in result["threshold_source"]
+    assert 0.5 <= result["confidence"] <= 1 and result["calibration"].startswith("cscore of dlib fitted on LFW")
     different = xfv("verify", str(lfw_image("Aaron_Peirsol", 1)), str(lfw_image("Colin_Powell", 1)))
     assert different.returncode == 0, different.stderr
     assert different.stdout.startswith("different people") and "LFW" in different.stdout
+    assert "C-Score 0.9" in different.stdout
 
 
 def test_bad_inputs_exit_non_zero_with_one_line(tmp_path: Path, lfw_root: Path) -> None:

@@ -21,8 +21,8 @@ from xfv.store.models import Job, JobChunk, PairResult
 
 pytest_plugins = ["tests.pg", "tests.synthetic"]
 
-PAIRS_PER_CLASS = 30  # 600 pairs
-CHUNK = 2  # 300 chunks: the kill lands part-way
+PAIRS_PER_CLASS = 20  # 400 pairs
+CHUNK = 2  # 200 chunks: the kill lands part-way
 KILL_AFTER_CHUNKS = 20
 
 
@@ -66,7 +66,7 @@ def test_sigkill_part_way_then_rerun_equals_an_uninterrupted_run(
 
     states, with_results, done_pairs = chunk_state(store)
     done = sum(state[0] for state in states.values())
-    assert KILL_AFTER_CHUNKS <= done < len(states) == 600 // CHUNK
+    assert KILL_AFTER_CHUNKS <= done < len(states) == 20 * PAIRS_PER_CLASS // CHUNK
     assert with_results == {pair for pairs in done_pairs for pair in pairs}  # whole chunks only
     with store.transaction() as session:
         job = session.scalar(select(Job))
@@ -81,6 +81,6 @@ def test_sigkill_part_way_then_rerun_equals_an_uninterrupted_run(
     assert all(state[0] for state in after.values())
     assert result_table(store) == result_table(reference)
     with store.transaction() as session:
-        assert session.scalar(select(func.count()).select_from(PairResult)) == 600
+        assert session.scalar(select(func.count()).select_from(PairResult)) == 20 * PAIRS_PER_CLASS
         job = session.scalar(select(Job))
-        assert job is not None and (job.status, job.done_items) == ("done", 600)
+        assert job is not None and (job.status, job.done_items) == ("done", 20 * PAIRS_PER_CLASS)

@@ -29,7 +29,7 @@ from xfv.models.dlib_dat import (
     parse_dlib_net,
     read_dlib_net,
 )
-from xfv.models.dlib_native import DLIB_EMBEDDING_SIZE, DLIB_INPUT_SIZE
+from xfv.models.dlib_native import DLIB_EMBEDDING_SIZE, DLIB_INPUT_SIZE, DlibNativeModel
 from xfv.models.weights import file_sha256, resnet_descriptor_path
 
 N_FACES = 200
@@ -209,8 +209,6 @@ def test_converted_model_is_cached_and_reused(cache_dir: Path, monkeypatch: pyte
 
 
 def test_onnx_matches_dlib_native_on_lfw(cache_dir: Path, lfw_faces: np.ndarray) -> None:
-    from xfv.models.dlib_native import DlibNativeModel
-
     assert len(lfw_faces) >= N_FACES
     onnx_embeddings = dlib_onnx.DlibOnnxModel(_spec("dlib")).embed(lfw_faces)
     native_embeddings = DlibNativeModel(_spec("dlib-native")).embed(lfw_faces)

@@ -80,3 +80,23 @@ def test_bad_models_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "typo.json").write_text(json.dumps({"onnx": "x.onnx", "input_sise": 112}))
     with pytest.raises(ModelError, match="unknown model spec keys: input_sise"):
         get_model(str(tmp_path / "typo.json"))
+
+
+def test_spec_with_a_calibration_gives_threshold_and_confidence(tmp_path: Path) -> None:
+    from xfv.method.cscore import CScoreCalibrator
+    from xfv.pipeline.verify import confidence_of, model_calibrator
+
+    rng = np.random.default_rng(1)
+    distances = np.concatenate([rng.normal(0.3, 0.05, 300), rng.normal(0.7, 0.05, 300)])
+    labels = np.arange(600) < 300
+    CScoreCalibrator().fit(distances, labels, model_name="tiny", data_description="synthetic").save(tmp_path / "cal.json")
+    tiny_model(tmp_path / "tiny.onnx")
+    (tmp_path / "tiny.json").write_text(json.dumps({"onnx": "tiny.onnx", "calibration": "cal.json"}))
+    model = get_model(str(tmp_path / "tiny.json"))
+    assert 0.4 < model.spec.default_threshold < 0.6 and model.spec.threshold_source == "synthetic"
+    calibrator = model_calibrator(model)
+    assert confidence_of(calibrator, 0.1, model.spec.default_threshold) > 0.99
+    assert confidence_of(calibrator, model.spec.default_threshold, model.spec.default_threshold) < 0.8
+    (tmp_path / "broken.json").write_text(json.dumps({"onnx": "tiny.onnx", "calibration": "nowhere.json"}))
+    with pytest.raises(ModelError, match="calibration .*nowhere.json cannot be read"):
+        get_model(str(tmp_path / "broken.json"))

@@ -20,8 +20,9 @@ from xfv.store import StoreError, open_store
 from xfv.store.arrays import pack_maps, unpack_maps
 from xfv.store.ingest import ingest
 from xfv.store.migrate import current_revision, head_revision
-from xfv.store.models import Base, Model, PairResult
-from xfv.store.repository import PairQuery, find_model, image_file, query_pairs, register_model
+from xfv.store.jobs import claim_finished_chunk, find_or_create_job, job_key, pending_chunks
+from xfv.store.models import Base, Job, Model, PairResult
+from xfv.store.repository import PairQuery, find_dataset, find_model, image_file, query_pairs, register_model
 
 pytest_plugins = ["tests.pg", "tests.synthetic"]
 
@@ -90,6 +91,26 @@ def test_a_model_name_cannot_change_its_weights(store_url: str) -> None:
         )
     with store.transaction() as session:
         assert find_model(session, "m").weights_hash == "abc"
+
+
+def test_a_chunk_is_claimed_once_so_its_results_are_written_once(store_url: str, synthetic_lfw: Path) -> None:
+    store = open_store(store_url)
+    ingest(store, "lfw", synthetic_lfw, "syn", "aligned", progress=False)
+    with store.transaction() as session:
+        dataset = find_dataset(session, "syn")
+        model = register_model(session, ModelSpec(name="m", input_size=16, embedding_size=8, alignment="arcface"))
+        job = find_or_create_job(session, job_key("scores", dataset=dataset.id), "scores", dataset, model, {}, [[1, 2], [3]])
+        assert find_or_create_job(session, job_key("scores", dataset=dataset.id), "scores", dataset, model, {}, []).id == job.id
+        first, second = pending_chunks(session, job)
+    claims = []
+    for _ in range(2):  # e.g. two drivers racing on one job
+        with store.transaction() as session:
+            claims.append(claim_finished_chunk(session, first, "worker", 1.0))
+    assert claims == [True, False]
+    with store.transaction() as session:
+        job = session.get_one(Job, job.id)
+        assert (job.done_items, job.total_items, job.status) == (2, 3, "running")
+        assert [c.position for c in pending_chunks(session, job)] == [second.position]
 
 
 def test_map_blobs_keep_tiny_raw_maps_and_merged_maps() -> None:

@@ -64,12 +64,13 @@ def test_pages_render_with_local_assets_only(client: TestClient, path: str) -> N
         assert client.get(asset).status_code == 200, asset
 
 
-def test_viewer_page_links_previous_and_next_in_the_explorer_order(client: TestClient, web_store: WebStore) -> None:  # noqa: F811
+def test_viewer_page_links_previous_and_next_in_the_explorer_order(client: TestClient) -> None:
     ordered = [r["pair_id"] for r in rows(client, sort="cscore", order="desc")]
     page = client.get(f"/pairs/{ordered[1]}", params={"sort": "cscore", "order": "desc", "i": 1})
     assert page.status_code == 200
-    previous = re.search(r'id="prev-pair" href="([^"]+)"', page.text).group(1).replace("&amp;", "&")
-    following = re.search(r'id="next-pair" href="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    previous, following = (
+        re.findall(rf'id="{link}" href="([^"]+)"', page.text)[0].replace("&amp;", "&") for link in ("prev-pair", "next-pair")
+    )
     assert previous.startswith(f"/pairs/{ordered[0]}?") and "sort=cscore" in previous and "i=0" in previous
     assert following.startswith(f"/pairs/{ordered[2]}?") and "i=2" in following
 
@@ -84,7 +85,12 @@ def test_explorer_page_keeps_its_state_in_links(client: TestClient) -> None:
 
 
 def test_pages_show_errors_as_pages(client: TestClient) -> None:
-    for path, status in [("/pairs/999999", 404), ("/explorer?cscore_min=5", 422), ("/explorer?dataset=nope", 400), ("/nowhere", 404)]:
+    for path, status in [
+        ("/pairs/999999", 404),
+        ("/explorer?cscore_min=5", 422),
+        ("/explorer?dataset=nope", 400),
+        ("/nowhere", 404),
+    ]:
         response = client.get(path)
         assert response.status_code == status, path
         assert response.headers["content-type"].startswith("text/html")
@@ -93,9 +99,18 @@ def test_pages_show_errors_as_pages(client: TestClient) -> None:
 
 def test_openapi_lists_every_endpoint(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ["/api/pairs", "/api/pairs/{pair_id}", "/api/pairs/{pair_id}/xmaps/{model}/{method}/{image}.png",
-                 "/api/pairs/{pair_id}/xmaps/{model}/{method}/raw", "/api/verify", "/api/explain", "/api/jobs/{job_id}",
-                 "/api/reviews", "/api/images/{image_id}", "/api/stats"]:  # fmt: skip
+    for path in [
+        "/api/pairs",
+        "/api/pairs/{pair_id}",
+        "/api/pairs/{pair_id}/xmaps/{model}/{method}/{image}.png",
+        "/api/pairs/{pair_id}/xmaps/{model}/{method}/raw",
+        "/api/verify",
+        "/api/explain",
+        "/api/jobs/{job_id}",
+        "/api/reviews",
+        "/api/images/{image_id}",
+        "/api/stats",
+    ]:
         assert path in paths
 
 
@@ -148,7 +163,11 @@ def test_pagination(client: TestClient) -> None:
     third = client.get("/api/pairs", params={"per_page": 10, "sort": "distance", "page": 4}).json()
     assert first["total"] == 36 and first["pages"] == 4
     assert len(first["rows"]) == 10 and len(third["rows"]) == 6
-    all_ids = [r["pair_id"] for page in range(1, 5) for r in client.get("/api/pairs", params={"per_page": 10, "sort": "distance", "page": page}).json()["rows"]]
+    all_ids = [
+        r["pair_id"]
+        for page in range(1, 5)
+        for r in client.get("/api/pairs", params={"per_page": 10, "sort": "distance", "page": page}).json()["rows"]
+    ]
     assert sorted(all_ids) == sorted(r["pair_id"] for r in rows(client))
 
 
@@ -258,7 +277,9 @@ def test_images_and_thumbnails(client: TestClient, web_store: WebStore) -> None:
     assert full.status_code == 200 and full.headers["content-type"] == "image/jpeg"
     thumb = client.get(f"/api/images/{web_store.image_id}", params={"size": 64})
     assert thumb.status_code == 200 and thumb.content.startswith(b"\xff\xd8") and len(thumb.content) < len(full.content)
-    cached = client.get(f"/api/images/{web_store.image_id}", params={"size": 64}, headers={"If-None-Match": thumb.headers["etag"]})
+    cached = client.get(
+        f"/api/images/{web_store.image_id}", params={"size": 64}, headers={"If-None-Match": thumb.headers["etag"]}
+    )
     assert cached.status_code == 304
     assert client.get("/api/images/999999").status_code == 404
     assert client.get(f"/api/images/{web_store.image_id}", params={"size": 5000}).status_code == 422
@@ -285,8 +306,16 @@ def test_path_traversal_in_image_urls_is_refused(client: TestClient, path: str) 
 def test_image_rows_pointing_outside_their_root_are_not_served(client: TestClient, web_store: WebStore) -> None:  # noqa: F811
     with web_store.store.transaction() as session:
         known = session.get_one(Image, web_store.image_id)
-        escaped = Image(dataset_id=known.dataset_id, identity_id=known.identity_id, path="../../../../../../etc/passwd",
-                        width=1, height=1, file_size=1, content_hash="f" * 64, quality=0.5)  # fmt: skip
+        escaped = Image(
+            dataset_id=known.dataset_id,
+            identity_id=known.identity_id,
+            path="../../../../../../etc/passwd",
+            width=1,
+            height=1,
+            file_size=1,
+            content_hash="f" * 64,
+            quality=0.5,
+        )
         session.add(escaped)
         session.flush()
         escaped_id = escaped.id
@@ -308,19 +337,23 @@ def test_explorer_sql_walks_the_cscore_index(web_store: WebStore) -> None:  # no
             explorer_page(session, ExplorerQuery(dataset="lfw", model="dlib", sort="cscore", outcome="wrong"))
     finally:
         event.remove(engine, "before_cursor_execute", remember)
-    count_sql, page_sql = statements[-2:]
     with engine.connect() as connection:
-        plans = ["\n".join(row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, tuple(params))) for sql, params in (count_sql, page_sql)]
-    assert "ix_pair_results_dataset_model" in plans[0] and "SCAN pair_results" not in plans[0]
-    assert "ix_pair_results_dataset_model_cscore" in plans[1], plans[1]
-    assert "TEMP B-TREE FOR ORDER BY" not in plans[1]
+        count, page, rows = (
+            "\n".join(row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, tuple(params)))
+            for sql, params in statements[-3:]
+        )
+    assert "ix_pair_results_dataset_model" in count and "SCAN" not in count, count
+    assert "ix_pair_results_dataset_model_cscore" in page and "TEMP B-TREE FOR ORDER BY" not in page, page
+    assert "SCAN" not in rows, rows
 
 
 # --- your own pair -------------------------------------------------------------------------------------
 
 
 def test_verify_two_photos(client: TestClient) -> None:
-    response = client.post("/api/verify", files={"image1": photo("Aaron_Eckhart", 1), "image2": photo("Abel_Pacheco", 1)})
+    response = client.post(
+        "/api/verify", files={"image1": photo("Aaron_Eckhart", 1), "image2": photo("Abel_Pacheco", 1)}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["same"] is False and body["decision"] == "different people"
@@ -333,7 +366,9 @@ def test_verify_two_photos(client: TestClient) -> None:
 
 
 def test_explain_job_start_poll_fetch(client: TestClient) -> None:
-    started = client.post("/api/explain", files={"image1": photo("Akhmed_Zakayev", 1), "image2": photo("Akhmed_Zakayev", 3)})
+    started = client.post(
+        "/api/explain", files={"image1": photo("Akhmed_Zakayev", 1), "image2": photo("Akhmed_Zakayev", 3)}
+    )
     assert started.status_code == 202, started.text
     upload = started.json()
     assert upload["same"] is True and upload["xmaps_ready"] is False
@@ -342,8 +377,10 @@ def test_explain_job_start_poll_fetch(client: TestClient) -> None:
     assert fetched["xmaps_ready"] is True and fetched["job"] is None
     pictures = {
         client.get(f"/api/uploads/{upload['id']}/xmaps/{method}/{image}.png", params={"patch": patch}).content
-        for method in (1, 2, 3) for image in (1, 2) for patch in ("28", "merged")
-    }  # fmt: skip
+        for method in (1, 2, 3)
+        for image in (1, 2)
+        for patch in ("28", "merged")
+    }
     assert all(p.startswith(b"\x89PNG") for p in pictures) and len(pictures) >= 8
     assert client.get(f"/api/uploads/{upload['id']}/xmaps/4/1.png").status_code == 404
     assert client.get(f"/api/uploads/{upload['id']}/xmaps/1/1.png", params={"patch": "7"}).status_code == 404
@@ -393,7 +430,10 @@ def test_review_queue_and_recording(client: TestClient, web_store: WebStore) -> 
     scores = [item["row"]["cscore"] for item in queue["items"]]
     assert queue["model"] == "dlib" and scores == sorted(scores) and all(s <= 0.999 for s in scores)
     pair_id = queue["items"][0]["row"]["pair_id"]
-    saved = client.post("/api/reviews", json={"pair_id": pair_id, "model": "dlib", "verdict": "disagree", "comment": " looks off ", "reviewer": "ana"})
+    saved = client.post(
+        "/api/reviews",
+        json={"pair_id": pair_id, "model": "dlib", "verdict": "disagree", "comment": " looks off ", "reviewer": "ana"},
+    )
     assert saved.status_code == 201 and saved.json()["comment"] == "looks off"
     assert client.get(f"/api/pairs/{pair_id}/reviews").json()[0]["verdict"] == "disagree"
     again = client.get("/api/reviews", params={"max_cscore": 0.999, "per_page": 100}).json()

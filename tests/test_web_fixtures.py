@@ -9,6 +9,7 @@ No test module here: this file only holds fixtures and helpers shared by ``test_
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,12 +75,23 @@ def build_web_store(folder: Path) -> WebStore:
     url = f"sqlite:///{folder / 'web.sqlite'}"
     store = open_store(url)
     lfw = read_protocol("lfw", LFW_ROOT)
-    chosen = [p for fold in (0, 1) for start in (0, 300) for p in lfw.pairs[fold * 600 + start : fold * 600 + start + PER_CLASS]]
+    chosen = [
+        p
+        for fold in (0, 1)
+        for start in (0, 300)
+        for p in lfw.pairs[fold * 600 + start : fold * 600 + start + PER_CLASS]
+    ]
     rng = np.random.default_rng(0)
     spec = get_model("dlib").spec
     with store.transaction() as session:
-        dataset = Dataset(name="lfw", protocol="lfw", root=str(LFW_ROOT.resolve()), input_mode="lfw-funneled",
-                          image_count=0, pair_count=len(chosen))  # fmt: skip
+        dataset = Dataset(
+            name="lfw",
+            protocol="lfw",
+            root=str(LFW_ROOT.resolve()),
+            input_mode="lfw-funneled",
+            image_count=0,
+            pair_count=len(chosen),
+        )
         session.add(dataset)
         session.flush()
         images: dict[Path, Image] = {}
@@ -88,33 +100,74 @@ def build_web_store(folder: Path) -> WebStore:
             for path, name in ((pair.image1, pair.identity1), (pair.image2, pair.identity2)):
                 person = people.setdefault(name, Identity(dataset_id=dataset.id, name=name))
                 if path not in images:
-                    images[path] = Image(dataset_id=dataset.id, identity=person, path=path.relative_to(LFW_ROOT).as_posix(),
-                                         width=250, height=250, file_size=path.stat().st_size, content_hash=f"{len(images):064x}",
-                                         quality=float(rng.uniform(0.2, 0.95)))  # fmt: skip
+                    images[path] = Image(
+                        dataset_id=dataset.id,
+                        identity=person,
+                        path=path.relative_to(LFW_ROOT).as_posix(),
+                        width=250,
+                        height=250,
+                        file_size=path.stat().st_size,
+                        content_hash=f"{len(images):064x}",
+                        quality=float(rng.uniform(0.2, 0.95)),
+                    )
         session.add_all([*people.values(), *images.values()])
         dataset.image_count = len(images)
         session.flush()
         pairs = [
-            Pair(dataset_id=dataset.id, position=i, fold=p.fold, same=p.same, image1_id=images[p.image1].id, image2_id=images[p.image2].id)
+            Pair(
+                dataset_id=dataset.id,
+                position=i,
+                fold=p.fold,
+                same=p.same,
+                image1_id=images[p.image1].id,
+                image2_id=images[p.image2].id,
+            )
             for i, p in enumerate(chosen)
         ]
         session.add_all(pairs)
-        dlib = Model(name=spec.name, weights_hash=spec.weights_hash, spec={"alignment": spec.alignment, "input_size": spec.input_size})
+        dlib = Model(
+            name=spec.name,
+            weights_hash=spec.weights_hash,
+            spec={"alignment": spec.alignment, "input_size": spec.input_size},
+        )
         other = Model(name="other-net", weights_hash="0" * 16, spec={"alignment": "dlib", "input_size": 150})
         session.add_all([dlib, other])
         session.flush()
         distances = [float(rng.normal(0.045 if p.same else 0.18, 0.03)) for p in chosen]
-        session.execute(insert(PairResult), [_result(p, dataset, dlib, d) for p, d in zip(pairs, distances)])
-        session.execute(insert(PairResult), [_result(p, dataset, other, d + 0.02) for p, d in zip(pairs[::2], distances[::2])])
+        session.execute(
+            insert(PairResult), [_result(p, dataset, dlib, d) for p, d in zip(pairs, distances, strict=True)]
+        )
+        session.execute(
+            insert(PairResult),
+            [_result(p, dataset, other, d + 0.02) for p, d in zip(pairs[::2], distances[::2], strict=True)],
+        )
         calibration_d = np.concatenate([rng.normal(0.045, 0.02, 200), rng.normal(0.18, 0.035, 200)])
         calibrator = CScoreCalibrator().fit(calibration_d, np.repeat([True, False], 200), THRESHOLD, model_name="dlib")
-        session.add(FoldResult(dataset_id=dataset.id, model_id=dlib.id, fold=0, n_pairs=len(chosen), threshold=THRESHOLD,
-                               accuracy=0.9, cscore_L=1.0, cscore_d0=THRESHOLD, cscore_k=-20.0, cscore_b=0.0,
-                               calibration=calibrator.to_dict()))  # fmt: skip
+        session.add(
+            FoldResult(
+                dataset_id=dataset.id,
+                model_id=dlib.id,
+                fold=0,
+                n_pairs=len(chosen),
+                threshold=THRESHOLD,
+                accuracy=0.9,
+                cscore_L=1.0,
+                cscore_d0=THRESHOLD,
+                cscore_k=-20.0,
+                cscore_b=0.0,
+                calibration=calibrator.to_dict(),
+            )
+        )
         setting = occlusion_setting(session, PAPER)
         with_maps = [pairs[0].id, pairs[1].id]
         records = [
-            XMapRecord(pair_id, method, distances[index], 2 * (PAPER.count + 1), pack_maps(_synthetic_maps(10 * index + method, spec.input_size)))
+            XMapRecord(
+                pair_id,
+                method,
+                distances[index],
+                2 * (PAPER.count + 1),
+                pack_maps(_synthetic_maps(10 * index + method, spec.input_size)),
+            )
             for index, pair_id in enumerate(with_maps)
             for method in (1, 2, 3)
         ]
@@ -126,13 +179,19 @@ def build_web_store(folder: Path) -> WebStore:
 def _result(pair: Pair, dataset: Dataset, model: Model, distance: float) -> dict[str, object]:
     predicted = distance <= THRESHOLD
     return {
-        "pair_id": pair.id, "model_id": model.id, "dataset_id": dataset.id, "distance": distance,
-        "threshold": THRESHOLD, "predicted_same": predicted, "correct": predicted == pair.same, "cscore": _cscore(distance),
-    }  # fmt: skip
+        "pair_id": pair.id,
+        "model_id": model.id,
+        "dataset_id": dataset.id,
+        "distance": distance,
+        "threshold": THRESHOLD,
+        "predicted_same": predicted,
+        "correct": predicted == pair.same,
+        "cscore": _cscore(distance),
+    }
 
 
 @pytest.fixture(scope="module")
-def web_store(tmp_path_factory: pytest.TempPathFactory, lfw_root: Path) -> WebStore:
+def web_store(tmp_path_factory: pytest.TempPathFactory, lfw_root: Path) -> Iterator[WebStore]:
     """The fixture store, built once per test module."""
     built = build_web_store(tmp_path_factory.mktemp("web-store"))
     yield built

@@ -235,20 +235,21 @@ def test_explanation_holds_decision_maps_and_arrays() -> None:
     json.dumps(summary)
 
 
-def test_calibrator_gives_threshold_and_cscore() -> None:
+def test_calibrator_gives_the_cscore_of_the_reported_decision() -> None:
     from xfv.method.cscore import CScoreCalibrator
+    from xfv.pipeline.verify import confidence_of
 
     rng = np.random.default_rng(0)
     distances = np.concatenate([rng.normal(0.3, 0.08, 300), rng.normal(0.8, 0.1, 300)])
-    labels = np.arange(600) < 300
-    calibrator = CScoreCalibrator().fit(distances, labels)
+    calibrator = CScoreCalibrator().fit(distances, np.arange(600) < 300)
     model = BlockProjectionModel()
     explanation = explain_pair(
         _face(1), _face(2), model, methods=(3,), settings=OcclusionSettings(patch_sizes=(28,)),
         calibrator=calibrator, cache=_memory_cache(),
     )
-    assert explanation.threshold == pytest.approx(calibrator.threshold_)
-    assert explanation.confidence == pytest.approx(float(calibrator.predict_confidence(explanation.distance)))
+    assert explanation.threshold == 0.4  # the model's
+    assert explanation.confidence == pytest.approx(confidence_of(calibrator, explanation.distance, 0.4))
+    assert 0.5 <= explanation.confidence <= 1.0
 
 
 def test_bad_inputs_are_clear_errors() -> None:

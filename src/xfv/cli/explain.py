@@ -13,8 +13,9 @@ from xfv.cli.core import add_model_option, model_name, print_json
 from xfv.faces import INPUT_MODES, align_path
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import FILLS, SHAPES, OcclusionSettings
-from xfv.models import FaceModel, get_model, model_defaults
+from xfv.models import FaceModel, get_model
 from xfv.pipeline.explain import Explanation, OcclusionEngine, explain_pair
+from xfv.pipeline.verify import model_calibrator
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -30,34 +31,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("image2", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs, figure.png and maps.npz")
     add_model_option(parser)
-    parser.add_argument("--methods", type=_int_list, default=(1, 2, 3), help="X-Map methods, e.g. 3 or 1,2,3 (default)")
-    parser.add_argument("--patch-sizes", type=_int_list, default=(7, 14, 28), help="on a 112x112 face (default 7,14,28)")
-    parser.add_argument("--stride", type=int, default=5, help="on a 112x112 face (default 5)")
-    parser.add_argument("--fill", choices=FILLS, default="black")
-    parser.add_argument("--shape", choices=SHAPES, default="rect")
-    parser.add_argument("--edge-blur", type=float, default=0.0, help="Gaussian sigma of the patch edges (default 0: sharp)")
+    parser.add_argument("--methods", type=_int_list, default=(1, 2, 3), help="X-Map methods (default 1,2,3)")
+    occlusion = parser.add_argument_group("occlusion (sizes in pixels of a 112x112 face, scaled to the model's)")
+    occlusion.add_argument("--patch-sizes", type=_int_list, default=(7, 14, 28), help="default 7,14,28")
+    occlusion.add_argument("--stride", type=int, default=5, help="default 5")
+    occlusion.add_argument("--fill", choices=FILLS, default="black")
+    occlusion.add_argument("--noise-seed", type=int, default=0, help="seed of the noise fill")
+    occlusion.add_argument("--shape", choices=SHAPES, default="rect")
+    occlusion.add_argument("--edge-blur", type=float, default=0.0, help="Gaussian sigma of patch edges (default 0: sharp)")
+    occlusion.add_argument("--edge-blur-kernel", type=int, default=0, help="its kernel (default 0: from sigma)")
     parser.add_argument("--coverage-normalised", action="store_true", help="divide maps by mask coverage, not by N")
-    parser.add_argument("--threshold", type=float, help="cosine-distance threshold (default: the calibration's or model's)")
-    parser.add_argument("--calibration", type=Path, help="a saved calibrator (JSON) for the C-Score")
+    parser.add_argument("--threshold", type=float, help="cosine-distance threshold (default: the model's)")
+    parser.add_argument("--calibration", type=Path, help="saved calibrator (JSON) for the C-Score (default: the model's)")
     parser.add_argument("--input-mode", choices=INPUT_MODES, default="detect")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.set_defaults(func=run_explain)
 
 
 def _calibrator(path: Path | None, model: FaceModel) -> Calibrator | None:
-    """The calibrator from ``path``, else one shipped with the model, else None (no C-Score)."""
-    if path is not None:
-        return Calibrator.load(path)
-    shipped = model_defaults(model.spec.name).get("calibration")
-    return Calibrator.from_dict(shipped) if shipped else None
+    """The calibrator saved at ``path``, else the model's own, else None (no C-Score)."""
+    return Calibrator.load(path) if path is not None else model_calibrator(model)
 
 
 def _explain(args: argparse.Namespace, model: FaceModel, calibrator: Calibrator | None) -> Explanation:
     settings = OcclusionSettings(
-        patch_sizes=args.patch_sizes, stride=args.stride, fill=args.fill, shape=args.shape, edge_blur_sigma=args.edge_blur
+        patch_sizes=args.patch_sizes,
+        stride=args.stride,
+        fill=args.fill,
+        shape=args.shape,
+        edge_blur_sigma=args.edge_blur,
+        edge_blur_kernel=args.edge_blur_kernel,
+        noise_seed=args.noise_seed,
     )
     faces = [align_path(path, model.spec, args.input_mode) for path in (args.image1, args.image2)]
-    with tqdm(desc=f"X-Maps ({model.spec.name})", unit="pass", disable=args.json) as bar:
+    with tqdm(desc=f"X-Maps ({model.spec.name})", unit="pass") as bar:
         engine = OcclusionEngine(model, settings, progress=bar.update)
         unique = {face.tobytes(): face for face in faces}.values()
         bar.total = sum(0 if engine.is_cached(face) else len(engine.plan) + 1 for face in unique)

@@ -12,7 +12,13 @@ from xfv.errors import XfvError
 from xfv.faces import INPUT_MODES
 from xfv.method.occlusion import FILLS, SHAPES, OcclusionSettings
 from xfv.method.xmaps import METHODS
-from xfv.pipeline.compute import ComputeOptions, compute_scores, compute_xmaps
+from xfv.pipeline.compute import (
+    DEFAULT_CHUNK_PAIRS,
+    DEFAULT_XMAP_CHUNK_PAIRS,
+    ComputeOptions,
+    compute_scores,
+    compute_xmaps,
+)
 from xfv.pipeline.download import LFW_ARCHIVE, LFW_PAIRS, RemoteFile, download_lfw
 from xfv.pipeline.executors import EXECUTORS
 from xfv.store import Store, open_store
@@ -84,9 +90,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compute.add_argument(
         "--ray-address", help="Ray cluster to use, e.g. ray://HEAD:10001 or auto (default: a local one)"
     )
-    compute.add_argument("--chunk-size", type=int, default=100, help="pairs per distance chunk (default: 100)")
-    compute.add_argument("--xmap-chunk-size", type=int, default=2, help="pairs per X-Map chunk (default: 2)")
-    compute.add_argument("--cscore-bins", type=int, default=400, help="C-Score histogram bins (paper: 400)")
+    compute.add_argument(
+        "--chunk-size", type=int, default=DEFAULT_CHUNK_PAIRS, help="pairs per distance chunk (default: %(default)s)"
+    )
+    compute.add_argument(
+        "--xmap-chunk-size",
+        type=int,
+        default=DEFAULT_XMAP_CHUNK_PAIRS,
+        help="pairs per X-Map chunk (default: %(default)s)",
+    )
+    compute.add_argument(
+        "--cscore-bins", type=int, default=400, help="C-Score histogram bins (default: the paper's %(default)s)"
+    )
     _add_database_option(compute)
     compute.add_argument("--quiet", action="store_true", help="no progress bars")
     compute.set_defaults(func=run_compute)

@@ -9,7 +9,9 @@ from xfv.errors import XfvError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     serve = subparsers.add_parser("serve", help="the web platform: explorer, viewer, explain your pair, REST API")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.set_defaults(func=run_serve)
 
@@ -20,8 +22,12 @@ def run_serve(args: argparse.Namespace) -> int:
 
         from xfv.web import create_app
     except ImportError as exc:
-        raise XfvError(f"the web platform needs its extra dependencies ({exc.name} is missing): pip install 'xfv[web]'") from None
+        raise XfvError(
+            f"the web platform needs its extra dependencies ({exc.name} is missing): pip install 'xfv[web]'"
+        ) from None
     app = create_app()
-    print(f"xfv: serving on http://{args.host}:{args.port} (store {app.state.services.store.description}); Ctrl-C stops")
+    print(
+        f"xfv: serving on http://{args.host}:{args.port} (store {app.state.services.store.description}); Ctrl-C stops"
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

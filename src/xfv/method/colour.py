@@ -56,7 +56,9 @@ def xmap_image(face: np.ndarray, similarity: np.ndarray, colourmap: str = DEFAUL
     return blend(face, colour_map(similarity, colourmap))
 
 
-def overlay(face: np.ndarray, similarity: np.ndarray, opacity: float = 0.5, colourmap: str = DEFAULT_COLOURMAP) -> np.ndarray:
+def overlay(
+    face: np.ndarray, similarity: np.ndarray, opacity: float = 0.5, colourmap: str = DEFAULT_COLOURMAP
+) -> np.ndarray:
     """A plain heat-map overlay: (1 - opacity) * face + opacity * coloured map."""
     if not 0.0 <= opacity <= 1.0:
         raise XfvError(f"overlay opacity must be within [0, 1], got {opacity}")

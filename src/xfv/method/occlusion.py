@@ -106,7 +106,7 @@ class OcclusionSettings:
         return key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PatchGrid:
     """All occlusions of one patch size at one input size: a stamp and its origins.
 
@@ -258,7 +258,9 @@ class OcclusionPlan:
         face = np.asarray(face)
         size = self.input_size
         if face.shape != (size, size, 3) or face.dtype != np.uint8:
-            raise XfvError(f"occlusion needs a uint8 RGB face of shape ({size}, {size}, 3), got {face.dtype} {face.shape}")
+            raise XfvError(
+                f"occlusion needs a uint8 RGB face of shape ({size}, {size}, 3), got {face.dtype} {face.shape}"
+            )
         return face
 
 

@@ -25,6 +25,8 @@ from xfv.method.distances import cosine_distance, cosine_distance_matrix
 from xfv.method.occlusion import OcclusionPlan, PatchGrid, round_half_up
 
 METHODS = (1, 2, 3)
+#: Distance changes this small are float rounding (float32 embeddings), not an effect of occlusion.
+DEVIATION_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,12 @@ def select_distances(method: int, emb1: OcclusionEmbeddings, emb2: OcclusionEmbe
     raise ValueError(f"unknown X-Map method {method!r}: use one of {METHODS}")
 
 
+def deviations_from(distances: np.ndarray, d_orig: float) -> np.ndarray:
+    """d_i - d_orig, with rounding-level changes set to 0 (so an unaffected model gives a zero map)."""
+    deviations = np.asarray(distances, dtype=np.float64) - d_orig
+    return np.where(np.abs(deviations) <= DEVIATION_TOLERANCE, 0.0, deviations)
+
+
 def similarity_map(deviations: np.ndarray, grid: PatchGrid, coverage_normalised: bool = False) -> np.ndarray:
     """Eq. 9, sum_i deviation_i M_i / N over one patch size's masks.
 
@@ -98,9 +106,9 @@ def similarity_map(deviations: np.ndarray, grid: PatchGrid, coverage_normalised:
 def merge_maps(maps: dict[int, np.ndarray], coverage_normalised: bool = False) -> np.ndarray:
     """Eq. 10, sum_p S_p / (p^2 |P|); a plain mean for coverage-normalised maps.
 
-    The paper's 1/p^2 compensates for coverage growing with the patch area under 1/N; maps already
-    divided by their coverage need no such weight, and a plain mean keeps the paper's relative
-    weighting of patch sizes in the interior of the face.
+    The paper's 1/p^2 compensates for coverage growing with the patch area under 1/N (inside the
+    face, S_p ~ (p / stride)^2 / N_p * mean deviation); maps already divided by their coverage need
+    no such weight, and a plain mean weights patch sizes about as the paper does there.
     """
     if coverage_normalised:
         return np.mean(list(maps.values()), axis=0)
@@ -108,7 +116,11 @@ def merge_maps(maps: dict[int, np.ndarray], coverage_normalised: bool = False) -
 
 
 def smooth(similarity: np.ndarray, stride_px: float) -> np.ndarray:
-    """Gaussian blur against raster artefacts: kernel and sigma = stride (in the map's pixels, odd kernel)."""
+    """Gaussian blur against raster artefacts: kernel and sigma = stride in the map's pixels.
+
+    The reference blurs 112x112 maps with kernel 5 and sigma 5; at 150x150 the stride is 6.7 px,
+    so sigma 6.7 and kernel 7 (kernels are odd).
+    """
     kernel = int(round_half_up(stride_px)) | 1
     return cv2.GaussianBlur(similarity, (kernel, kernel), stride_px)
 
@@ -136,8 +148,11 @@ def compute_xmaps(
     raw2: dict[int, np.ndarray] = {}
     for grid in plan.grids:
         d1, d2 = select_distances(method, emb1, emb2, plan.segments[grid.patch_size])
-        raw1[grid.patch_size] = similarity_map(d1 - d_orig, grid, coverage_normalised)
-        raw2[grid.patch_size] = raw1[grid.patch_size] if d2 is d1 else similarity_map(d2 - d_orig, grid, coverage_normalised)
+        raw1[grid.patch_size] = similarity_map(deviations_from(d1, d_orig), grid, coverage_normalised)
+        if d2 is d1:  # method 3: one set of distances, one map
+            raw2[grid.patch_size] = raw1[grid.patch_size]
+        else:
+            raw2[grid.patch_size] = similarity_map(deviations_from(d2, d_orig), grid, coverage_normalised)
     stride_px = plan.settings.stride * plan.scale
     merged = [merge_maps(raw, coverage_normalised) for raw in (raw1, raw2)]
     if smoothing:
@@ -149,7 +164,9 @@ __all__ = [
     "METHODS",
     "OcclusionEmbeddings",
     "XMaps",
+    "DEVIATION_TOLERANCE",
     "compute_xmaps",
+    "deviations_from",
     "merge_maps",
     "method1_distances",
     "method2_distances",

@@ -30,3 +30,8 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def cnn_face_detector_path() -> Path:
+    """dlib's MMOD CNN face detector."""
+    return Path(face_recognition_models.cnn_face_detector_model_location())

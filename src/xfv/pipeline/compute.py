@@ -147,7 +147,7 @@ def run_xmap_task(task: XMapTask) -> XMapOutput:
     model = get_model(task.model)
     engine = OcclusionEngine(model, task.settings)
     root = Path(task.root)
-    records = []
+    records: list[XMapRecord] = []
     for pair_id, path1, path2 in task.pairs:
         face1 = align_path(root / path1, model.spec, task.input_mode)
         face2 = align_path(root / path2, model.spec, task.input_mode)

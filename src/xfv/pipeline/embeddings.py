@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +16,11 @@ from tqdm import tqdm
 from xfv.cache import ArrayCache, content_hash, default_cache
 from xfv.errors import ImageError
 from xfv.faces import align_path
-from xfv.models.base import FaceModel
+from xfv.models.base import FaceModel, ModelSpec
 
 ALIGN_BATCH = 64
+#: Fewer new images than this are aligned in this process (a worker pool costs ~1 s to start).
+PARALLEL_FROM = 32
 
 
 def embedding_key(model: FaceModel, mode: str, image_hash: str) -> str:
@@ -45,14 +52,34 @@ def embed_paths(
     cache = cache or default_cache()
     keys = [embedding_key(model, mode, _hash_file(path)) for path in paths]
     found = cache.get_many(keys)
-    missing = list(dict.fromkeys((key, Path(path)) for key, path in zip(keys, paths) if key not in found))
+    missing = list(dict((key, Path(path)) for key, path in zip(keys, paths) if key not in found).items())
     with tqdm(total=len(missing), desc=f"embedding ({model.spec.name})", unit="img", disable=not progress or not missing) as bar:
+        faces = aligned_faces([path for _, path in missing], model.spec, mode)
         for start in range(0, len(missing), ALIGN_BATCH):
             batch = missing[start : start + ALIGN_BATCH]
-            faces = np.stack([align_path(path, model.spec, mode) for _, path in batch])
-            embeddings = model.embed(faces)
+            embeddings = model.embed(np.stack([next(faces) for _ in batch]))
             new = {key: embedding for (key, _), embedding in zip(batch, embeddings)}
             cache.put_many(new)
             found.update(new)
             bar.update(len(batch))
     return np.stack([found[key] for key in keys]) if keys else np.empty((0, model.spec.embedding_size), np.float32)
+
+
+def aligned_faces(paths: Sequence[Path], spec: ModelSpec, mode: str) -> Iterator[np.ndarray]:
+    """Aligned faces of ``paths`` in order; many images are aligned by a pool of processes, one
+    per core (dlib's detectors hold the GIL), while this process embeds."""
+    align = partial(align_path, spec=spec, mode=mode)
+    if len(paths) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
+        yield from map(align, paths)
+        return
+    with _process_pool() as pool:
+        yield from pool.map(align, paths, chunksize=8)
+
+
+@contextmanager
+def _process_pool() -> Iterator[ProcessPoolExecutor]:
+    pool = ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)

@@ -23,6 +23,7 @@ from xfv.method.distances import cosine_distance
 from xfv.method.occlusion import OcclusionPlan, OcclusionSettings
 from xfv.method.xmaps import METHODS, OcclusionEmbeddings, XMaps, compute_xmaps
 from xfv.models.base import FaceModel, ProgressCallback
+from xfv.pipeline.verify import confidence_of
 
 #: Occluded faces generated and embedded at a time (bounds memory, not throughput).
 OCCLUSION_CHUNK = 256
@@ -92,7 +93,7 @@ class Explanation:
     """X-Maps of one pair: per method the raw and merged maps and the blended X-Map images.
 
     ``same`` is the decision (genuine iff distance <= threshold; None without a threshold);
-    ``confidence`` the calibrator's C-Score of that decision, if a calibrator was given.
+    ``confidence`` the C-Score of that decision, if a calibrator was given.
     """
 
     aligned1: np.ndarray
@@ -149,12 +150,12 @@ class Explanation:
 def _decision(
     distance: float, threshold: float | None, calibrator: Calibrator | None, model: FaceModel
 ) -> tuple[float | None, bool | None, float | None]:
-    """Threshold (given, else the calibrator's, else the model's), decision and C-Score."""
+    """Threshold (given, else the model's), decision (genuine iff d <= t) and the C-Score of that decision."""
     if threshold is None:
-        threshold = calibrator.threshold_ if calibrator is not None else model.spec.default_threshold
-    same = None if threshold is None else bool(distance <= threshold)
-    confidence = None if calibrator is None else float(calibrator.predict_confidence(distance))
-    return threshold, same, confidence
+        threshold = model.spec.default_threshold
+    if threshold is None:
+        return None, None, None
+    return threshold, distance <= threshold, confidence_of(calibrator, distance, threshold)
 
 
 def _check_methods(methods: Sequence[int]) -> tuple[int, ...]:
@@ -182,9 +183,10 @@ def explain_pair(
 ) -> Explanation:
     """X-Maps of two aligned faces (uint8 RGB, the model's input size) for the given methods.
 
-    Pass ``engine`` to share one engine (and its pass count) across pairs; otherwise one is built
-    from ``model``, ``settings``, ``cache`` and ``progress``. ``forward_passes`` in the result counts
-    only this call's passes (0 when both faces were cached).
+    ``threshold`` defaults to the model's; ``calibrator`` (e.g. ``verify.model_calibrator(model)``)
+    gives the C-Score. Pass ``engine`` to share one engine (and its pass count) across pairs;
+    otherwise one is built from ``model``, ``settings``, ``cache`` and ``progress``.
+    ``forward_passes`` in the result counts only this call's passes (0 when both faces were cached).
     """
     methods = _check_methods(methods)
     engine = engine or OcclusionEngine(model, settings, cache, progress)

@@ -9,6 +9,7 @@ for three patch sizes plus merged takes a few tens of kilobytes.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ SCALE_SUFFIX = ".scale"
 
 def pack_maps(maps: dict[str, np.ndarray]) -> bytes:
     """Compress named 2-D maps into one ``.npz`` blob (float16 with per-map float32 scales)."""
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}
     for name, given in maps.items():
         values = np.asarray(given, dtype=np.float64)
         peak = float(np.max(np.abs(values))) if values.size else 0.0
@@ -40,7 +41,7 @@ def unpack_maps(blob: bytes) -> dict[str, np.ndarray]:
 
 def xmap_arrays(xmaps: XMaps) -> dict[str, np.ndarray]:
     """One method's maps by name: ``image{1,2}_p{patch size}`` (raw, eq. 9) and ``image{1,2}_merged``."""
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}
     for image, raw, merged in ((1, xmaps.raw1, xmaps.merged1), (2, xmaps.raw2, xmaps.merged2)):
         arrays.update({f"image{image}_p{size}": values for size, values in raw.items()})
         arrays[f"image{image}_merged"] = merged

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from xfv.store.models import Dataset, Job, JobChunk, Model, utcnow
@@ -74,12 +74,12 @@ def claim_finished_chunk(session: Session, chunk: JobChunk, worker: str, seconds
     """Mark ``chunk`` done and count its items in its job; False if it was done already, in which
     case the caller must not write the chunk's results."""
     now = utcnow()
-    claimed = session.execute(
+    claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]  # an UPDATE gives a cursor result
         update(JobChunk)
         .where(JobChunk.job_id == chunk.job_id, JobChunk.position == chunk.position, JobChunk.done.is_(False))
         .values(done=True, worker=worker[:200], seconds=seconds, finished_at=now)
-    ).rowcount
-    if not claimed:
+    )
+    if not claimed.rowcount:
         return False
     session.execute(
         update(Job)

@@ -160,7 +160,7 @@ def distance_table(session: Session, dataset: Dataset, model: Model) -> Distance
         .where(Pair.dataset_id == dataset.id)
         .order_by(Pair.position)
     ).all()
-    columns = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
     return DistanceTable(
         pair_ids=np.asarray(columns[0], dtype=np.int64),
         distances=np.asarray(columns[1], dtype=np.float64),
@@ -419,7 +419,7 @@ class PairPage:
 class _PairTable:
     """The pair table's select (outer-joined to a model's results) and the columns queries need."""
 
-    query: Select[Any]
+    query: Select  # type: ignore[type-arg]  # its row type depends on the model columns
     quality: Any
     identity1: Any
     identity2: Any
@@ -466,7 +466,7 @@ def _pair_table(dataset: Dataset, model: Model | None) -> _PairTable:
     return _PairTable(query, lower_quality, identity1.name, identity2.name)
 
 
-def _filtered(table: _PairTable, q: PairQuery) -> Select[Any]:
+def _filtered(table: _PairTable, q: PairQuery) -> Select:  # type: ignore[type-arg]
     conditions = []
     if q.fold is not None:
         conditions.append(Pair.fold == q.fold)

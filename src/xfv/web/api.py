@@ -24,20 +24,20 @@ from xfv.web.queries import (
     Overview,
     PairDetail,
     explorer_page,
-    get_pair as stored_pair,
     image_file,
     model_names,
     neighbours,
     overview,
     pair_detail,
 )
+from xfv.web.queries import (
+    get_pair as stored_pair,
+)
 from xfv.web.render import Display, jpeg, png, thumbnail
 from xfv.web.reviews import QueueItem, ReviewRecord, Verdict, add_review, pair_reviews, review_queue
 from xfv.web.services import ServicesDep, SessionDep
 
-router = APIRouter(prefix="/api", tags=["api"])
-
-PNG = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
+PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
 #: Patch size of a map: ``merged`` (the X-Map) or one patch size in pixels of the 112x112 face.
 Patch = Annotated[str, Query(pattern=r"^(merged|[0-9]{1,3})$", description="merged, or a patch size such as 7, 14, 28")]
 ImageIndex = Annotated[int, PathParam(ge=1, le=2, description="1 or 2: which image of the pair")]
@@ -46,7 +46,12 @@ PRIVATE = {"Cache-Control": "private, max-age=3600"}
 
 
 class ErrorOut(BaseModel):
+    """Every error: one message saying what is wrong."""
+
     detail: str
+
+
+router = APIRouter(prefix="/api", tags=["api"], responses={422: {"model": ErrorOut, "description": "invalid input"}})
 
 
 class PairListOut(BaseModel):
@@ -167,19 +172,34 @@ def models(services: ServicesDep, session: SessionDep) -> ModelsOut:
         stored=model_names(session),
         upload=services.uploads.allowed_models(session),
         default=services.default_model,
-        occlusion={"key": settings.cache_key(), "patch_sizes": list(settings.patch_sizes), "stride": settings.stride, "occlusions": settings.count},
+        occlusion={
+            "key": settings.cache_key(),
+            "patch_sizes": list(settings.patch_sizes),
+            "stride": settings.stride,
+            "occlusions": settings.count,
+        },
     )
 
 
 @router.get("/pairs", summary="List pairs: filter, sort and page the pair table", responses={400: {"model": ErrorOut}})
 def list_pairs(session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> PairListOut:
     page = explorer_page(session, q)
-    return PairListOut(total=page.total, page=q.page, per_page=q.per_page, pages=page.pages, model=page.model, rows=page.rows)
+    return PairListOut(
+        total=page.total, page=q.page, per_page=q.per_page, pages=page.pages, model=page.model, rows=page.rows
+    )
 
 
-@router.get("/pairs/{pair_id}", summary="One pair with its results, stored X-Maps and reviews", responses={404: {"model": ErrorOut}})
+@router.get(
+    "/pairs/{pair_id}",
+    summary="One pair with its results, stored X-Maps and reviews",
+    responses={404: {"model": ErrorOut}},
+)
 def get_pair(services: ServicesDep, session: SessionDep, pair_id: int) -> PairOut:
-    return PairOut(pair=pair_detail(session, pair_id), reviews=pair_reviews(session, pair_id), server_setting=services.occlusion.cache_key())
+    return PairOut(
+        pair=pair_detail(session, pair_id),
+        reviews=pair_reviews(session, pair_id),
+        server_setting=services.occlusion.cache_key(),
+    )
 
 
 @router.get("/pairs/{pair_id}/neighbours", summary="Previous and next pair in the explorer's order")
@@ -193,14 +213,21 @@ def get_neighbours(
     return neighbours(session, q, pair_id, index)
 
 
-@router.get("/pairs/{pair_id}/aligned/{image}.png", summary="An aligned face of a pair", response_class=Response, responses=PNG)
+@router.get(
+    "/pairs/{pair_id}/aligned/{image}.png", summary="An aligned face of a pair", response_class=Response, responses=PNG
+)
 def aligned_face(services: ServicesDep, session: SessionDep, pair_id: int, image: ImageIndex, model: str) -> Response:
     pair = stored_pair(session, pair_id)
     face = services.pair_maps.aligned_face(session, pair.image1_id if image == 1 else pair.image2_id, model)
     return _png(png(face), IMMUTABLE)
 
 
-@router.get("/pairs/{pair_id}/xmaps/{model}/{method}/{image}.png", summary="An X-Map of a pair as PNG", response_class=Response, responses=PNG)
+@router.get(
+    "/pairs/{pair_id}/xmaps/{model}/{method}/{image}.png",
+    summary="An X-Map of a pair as PNG",
+    response_class=Response,
+    responses=PNG,
+)
 def pair_xmap(
     services: ServicesDep,
     session: SessionDep,
@@ -222,11 +249,17 @@ def pair_xmap(
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def pair_xmap_raw(services: ServicesDep, session: SessionDep, pair_id: int, model: str, method: int, setting: str | None = None) -> Response:
+def pair_xmap_raw(
+    services: ServicesDep, session: SessionDep, pair_id: int, model: str, method: int, setting: str | None = None
+) -> Response:
     key = services.pair_maps.setting_for(session, pair_id, model, setting)
     maps = services.pair_maps.maps(session, pair_id, model, method, key)
     name = f"pair{pair_id}_{model}_method{method}.npz"
-    return Response(pack_maps(maps), media_type="application/octet-stream", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        pack_maps(maps),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.post(
@@ -235,7 +268,9 @@ def pair_xmap_raw(services: ServicesDep, session: SessionDep, pair_id: int, mode
     status_code=status.HTTP_202_ACCEPTED,
     responses={200: {"model": ComputeOut, "description": "already stored"}, 404: {"model": ErrorOut}},
 )
-def compute_pair_xmaps(services: ServicesDep, session: SessionDep, response: Response, pair_id: int, model: str) -> ComputeOut:
+def compute_pair_xmaps(
+    services: ServicesDep, session: SessionDep, response: Response, pair_id: int, model: str
+) -> ComputeOut:
     job = services.pair_maps.start(session, pair_id, model)
     if job is None:
         response.status_code = status.HTTP_200_OK
@@ -243,7 +278,12 @@ def compute_pair_xmaps(services: ServicesDep, session: SessionDep, response: Res
     return ComputeOut(status="started", job=_job(job))
 
 
-@router.get("/images/{image_id}", summary="A registered image, or its thumbnail", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+@router.get(
+    "/images/{image_id}",
+    summary="A registered image, or its thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
 def get_image(
     services: ServicesDep,
     session: SessionDep,
@@ -275,9 +315,17 @@ def _upload_out(upload: Any, job: Job | None = None) -> UploadOut:
     return UploadOut(**upload.summary(), job=_job(job))
 
 
-@router.post("/verify", summary="Verify two photos: faces, distance, decision, C-Score", responses={413: {"model": ErrorOut}, 415: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+@router.post(
+    "/verify",
+    summary="Verify two photos: faces, distance, decision, C-Score",
+    responses={413: {"model": ErrorOut}, 415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
 def verify(
-    services: ServicesDep, session: SessionDep, image1: UploadedPhoto, image2: UploadedPhoto, model: Annotated[str | None, Form()] = None
+    services: ServicesDep,
+    session: SessionDep,
+    image1: UploadedPhoto,
+    image2: UploadedPhoto,
+    model: Annotated[str | None, Form()] = None,
 ) -> UploadOut:
     upload = services.uploads.create(session, _files(image1, image2), model or services.default_model)
     return _upload_out(upload)
@@ -290,31 +338,59 @@ def verify(
     responses={413: {"model": ErrorOut}, 415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
 def explain(
-    services: ServicesDep, session: SessionDep, image1: UploadedPhoto, image2: UploadedPhoto, model: Annotated[str | None, Form()] = None
+    services: ServicesDep,
+    session: SessionDep,
+    image1: UploadedPhoto,
+    image2: UploadedPhoto,
+    model: Annotated[str | None, Form()] = None,
 ) -> UploadOut:
     upload = services.uploads.create(session, _files(image1, image2), model or services.default_model)
     return _upload_out(upload, services.uploads.start_xmaps(upload))
 
 
-@router.get("/uploads/{upload_id}", summary="An uploaded pair's verification and X-Map status", responses={404: {"model": ErrorOut}})
+@router.get(
+    "/uploads/{upload_id}",
+    summary="An uploaded pair's verification and X-Map status",
+    responses={404: {"model": ErrorOut}},
+)
 def get_upload(services: ServicesDep, upload_id: str) -> UploadOut:
     upload = services.uploads.get(upload_id)
     return _upload_out(upload, services.jobs.active_job(f"upload:{upload.id}"))
 
 
-@router.get("/uploads/{upload_id}/photo/{image}.png", summary="An uploaded photo with the face found", response_class=Response, responses=PNG)
+@router.get(
+    "/uploads/{upload_id}/photo/{image}.png",
+    summary="An uploaded photo with the face found",
+    response_class=Response,
+    responses=PNG,
+)
 def upload_photo(services: ServicesDep, upload_id: str, image: ImageIndex) -> Response:
     return _png(services.uploads.photo_png(services.uploads.get(upload_id), image), PRIVATE)
 
 
-@router.get("/uploads/{upload_id}/aligned/{image}.png", summary="An uploaded photo's aligned face", response_class=Response, responses=PNG)
+@router.get(
+    "/uploads/{upload_id}/aligned/{image}.png",
+    summary="An uploaded photo's aligned face",
+    response_class=Response,
+    responses=PNG,
+)
 def upload_aligned(services: ServicesDep, upload_id: str, image: ImageIndex) -> Response:
     return _png(services.uploads.aligned_png(services.uploads.get(upload_id), image), PRIVATE)
 
 
-@router.get("/uploads/{upload_id}/xmaps/{method}/{image}.png", summary="An X-Map of an uploaded pair", response_class=Response, responses=PNG)
+@router.get(
+    "/uploads/{upload_id}/xmaps/{method}/{image}.png",
+    summary="An X-Map of an uploaded pair",
+    response_class=Response,
+    responses=PNG,
+)
 def upload_xmap(
-    services: ServicesDep, upload_id: str, method: int, image: ImageIndex, patch: Patch = "merged", display: Display = "blend"
+    services: ServicesDep,
+    upload_id: str,
+    method: int,
+    image: ImageIndex,
+    patch: Patch = "merged",
+    display: Display = "blend",
 ) -> Response:
     return _png(services.uploads.map_png(services.uploads.get(upload_id), method, image, patch, display), PRIVATE)
 
@@ -341,7 +417,12 @@ def get_queue(
     return QueueOut(model=p.model, max_cscore=max_cscore, total=p.total, page=page, pages=p.pages, items=queue.items)
 
 
-@router.post("/reviews", summary="Record agree/disagree with a model's decision", status_code=status.HTTP_201_CREATED, responses={404: {"model": ErrorOut}})
+@router.post(
+    "/reviews",
+    summary="Record agree/disagree with a model's decision",
+    status_code=status.HTTP_201_CREATED,
+    responses={404: {"model": ErrorOut}},
+)
 def post_review(services: ServicesDep, review: ReviewIn) -> ReviewRecord:
     with services.store.transaction() as session:
         return add_review(session, review.pair_id, review.model, review.verdict, review.comment, review.reviewer)
@@ -351,4 +432,3 @@ def post_review(services: ServicesDep, review: ReviewIn) -> ReviewRecord:
 def get_pair_reviews(session: SessionDep, pair_id: int) -> list[ReviewRecord]:
     pair_detail(session, pair_id)
     return pair_reviews(session, pair_id)
-

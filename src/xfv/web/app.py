@@ -53,7 +53,8 @@ class UploadLimit:
         if scope["type"] == "http" and scope["method"] in ("POST", "PUT"):
             length = dict(scope["headers"]).get(b"content-length", b"")
             if length.isdigit() and int(length) > self.limit:
-                message = f"the upload is {human_size(int(length))}: far over the limit of {human_size(self.photo_limit)} per photo"
+                size, limit = human_size(int(length)), human_size(self.photo_limit)
+                message = f"the upload is {size}: far over the limit of {limit} per photo"
                 await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -66,7 +67,9 @@ def _wants_html(request: Request) -> bool:
 def _error(request: Request, status: int, message: str) -> Response:
     """A JSON error for the API, a page for a browser."""
     if _wants_html(request):
-        return templates.TemplateResponse(request, "error.html", {"status": status, "message": message}, status_code=status)
+        return templates.TemplateResponse(
+            request, "error.html", {"status": status, "message": message}, status_code=status
+        )
     return JSONResponse({"detail": message}, status_code=status)
 
 
@@ -118,7 +121,9 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
     own_store = store is None
     store = store or open_store()
     create_tables(store.engine)
-    services = Services.build(store, occlusion or OcclusionSettings(), settings.default_model, settings.max_upload_bytes)
+    services = Services.build(
+        store, occlusion or OcclusionSettings(), settings.default_model, settings.max_upload_bytes
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -127,7 +132,9 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
         if own_store:
             store.close()
 
-    app = FastAPI(title="xfv", description=DESCRIPTION, version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="xfv", description=DESCRIPTION, version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan
+    )
     app.state.services = services
     app.add_middleware(UploadLimit, photo_limit=settings.max_upload_bytes)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

@@ -9,30 +9,30 @@ from __future__ import annotations
 from xfv.errors import DatasetError, ImageError, ModelError, NoFaceError, XfvError
 
 
-class NotFound(XfvError):
+class NotFoundError(XfvError):
     """A pair, image, job, upload or map that does not exist (404)."""
 
 
-class UploadTooLarge(ImageError):
+class UploadTooLargeError(ImageError):
     """An uploaded file over ``get_settings().max_upload_bytes`` (413)."""
 
 
-class UnsupportedImage(ImageError):
+class UnsupportedImageError(ImageError):
     """An uploaded file that is not an image of an accepted format (415)."""
 
 
-class Conflict(XfvError):
+class ConflictError(XfvError):
     """A request that the store's current state cannot satisfy, e.g. a model not loadable here (409)."""
 
 
 #: Most specific first: the first class an error is an instance of decides its status.
 _STATUS: tuple[tuple[type[XfvError], int], ...] = (
-    (NotFound, 404),
-    (UploadTooLarge, 413),
-    (UnsupportedImage, 415),
+    (NotFoundError, 404),
+    (UploadTooLargeError, 413),
+    (UnsupportedImageError, 415),
     (NoFaceError, 422),
     (ImageError, 422),
-    (Conflict, 409),
+    (ConflictError, 409),
     (DatasetError, 400),
     (ModelError, 400),
 )

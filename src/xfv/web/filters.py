@@ -7,6 +7,7 @@ form sends ``correct=`` for "any") read as "no filter".
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -91,13 +92,27 @@ class ExplorerQuery(BaseModel):
     def needs_results(self) -> bool:
         """Whether a filter or the sort reads a model's results."""
         result_filters = (self.prediction, self.outcome, self.cscore_min, self.cscore_max)
-        return any(v is not None for v in result_filters) or self.sort in ("distance", "threshold", "prediction", "correct", "cscore")
+        return any(v is not None for v in result_filters) or self.sort in (
+            "distance",
+            "threshold",
+            "prediction",
+            "correct",
+            "cscore",
+        )
 
     def params(self, **changes: Any) -> dict[str, str]:
         """The non-default fields as URL parameters, after ``changes``."""
         values = self.model_dump() | changes
-        defaults = ExplorerQuery().model_dump()
-        return {key: str(value) for key, value in values.items() if value is not None and value != defaults[key]}
+        return {key: str(value) for key, value in values.items() if value is not None and value != DEFAULTS[key]}
+
+    @cached_property
+    def query_string(self) -> str:
+        """This state as a URL query string (computed once: the explorer links every row with it)."""
+        return urlencode(self.params())
+
+    def viewer_url(self, pair_id: int, index: int) -> str:
+        """The viewer of a pair opened from row ``index`` of this table (so it knows its neighbours)."""
+        return f"/pairs/{pair_id}?{self.query_string}&i={index}" if self.query_string else f"/pairs/{pair_id}?i={index}"
 
     def url(self, path: str = "/explorer", extra: dict[str, Any] | None = None, **changes: Any) -> str:
         """``path`` with this state (after ``changes``) and the ``extra`` parameters as its query string."""
@@ -108,3 +123,6 @@ class ExplorerQuery(BaseModel):
         """The explorer URL sorted by ``column``: ascending first, toggling when already sorted by it."""
         order = "desc" if self.sort == column and self.order == "asc" else "asc"
         return self.url(sort=column, order=order, page=1)
+
+
+DEFAULTS = ExplorerQuery().model_dump()

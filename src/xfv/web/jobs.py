@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from xfv.errors import XfvError
-from xfv.web.errors import NotFound
+from xfv.web.errors import NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None:
-            raise NotFound(f"no job {job_id!r} (jobs are kept in memory until the server restarts)")
+            raise NotFoundError(f"no job {job_id!r} (jobs are kept in memory until the server restarts)")
         return job
 
     def active_job(self, key: str) -> Job | None:

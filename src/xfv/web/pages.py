@@ -54,7 +54,14 @@ def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
 def landing(request: Request, services: ServicesDep, session: SessionDep) -> HTMLResponse:
     info = overview(session)
     example = pair_detail(session, info.example_pair) if info.example_pair is not None else None
-    return _page(request, "landing.html", overview=info, example=example, example_model=info.example_model, occlusion=services.occlusion)
+    return _page(
+        request,
+        "landing.html",
+        overview=info,
+        example=example,
+        example_model=info.example_model,
+        occlusion=services.occlusion,
+    )
 
 
 @router.get("/explorer", response_class=HTMLResponse)

@@ -25,11 +25,12 @@ from xfv.store import Store
 from xfv.store.arrays import pack_maps, unpack_maps, xmap_arrays
 from xfv.store.models import Model, OcclusionSetting, XMapResult
 from xfv.store.repository import XMapRecord, add_xmaps, find_model, occlusion_setting, register_model
-from xfv.web.errors import Conflict, NotFound
+from xfv.web.errors import ConflictError, NotFoundError
 from xfv.web.jobs import Job, JobManager
 from xfv.web.lru import LRU
 from xfv.web.queries import get_pair, image_file, stored_maps, xmap_blob
 from xfv.web.render import Display, png, render_map, select_map
+
 
 @lru_cache(maxsize=512)
 def _aligned(path: str, input_mode: str, alignment: str, size: int) -> np.ndarray:
@@ -56,26 +57,40 @@ class PairMaps:
 
     def setting_for(self, session: Session, pair_id: int, model: str, setting: str | None) -> str:
         """The occlusion setting to show: the one asked for, else the server's when stored, else
-        the first stored one; :class:`NotFound` when the pair has no maps of ``model``."""
+        the first stored one; :class:`NotFoundError` when the pair has no maps of ``model``."""
         keys = [m.setting for m in stored_maps(session, pair_id) if m.model == model]
         if setting is not None:
             if setting not in keys:
-                raise NotFound(f"pair {pair_id} has no X-Maps of model {model!r} with occlusion setting {setting!r}")
+                raise NotFoundError(
+                    f"pair {pair_id} has no X-Maps of model {model!r} with occlusion setting {setting!r}"
+                )
             return setting
         if not keys:
-            raise NotFound(f"pair {pair_id} has no X-Maps of model {model!r} yet: start a job with POST .../xmaps/{model}")
+            raise NotFoundError(
+                f"pair {pair_id} has no X-Maps of model {model!r} yet: start a job with POST .../xmaps/{model}"
+            )
         return self.settings.cache_key() if self.settings.cache_key() in keys else keys[0]
 
     def maps(self, session: Session, pair_id: int, model: str, method: int, setting: str) -> dict[str, np.ndarray]:
         """The unpacked maps of one method (``image{1,2}_p{size}`` and ``image{1,2}_merged``)."""
-        return self._maps.get_or_make((pair_id, model, method, setting), lambda: unpack_maps(xmap_blob(session, pair_id, model, method, setting)))
+        return self._maps.get_or_make(
+            (pair_id, model, method, setting), lambda: unpack_maps(xmap_blob(session, pair_id, model, method, setting))
+        )
 
     def map_png(
-        self, session: Session, pair_id: int, model: str, method: int, image: int, patch: str, display: Display, setting: str | None
+        self,
+        session: Session,
+        pair_id: int,
+        model: str,
+        method: int,
+        image: int,
+        patch: str,
+        display: Display,
+        setting: str | None,
     ) -> bytes:
         """One X-Map picture of a stored pair as PNG."""
         if method not in METHODS:
-            raise NotFound(f"no X-Map method {method}: use one of {', '.join(map(str, METHODS))}")
+            raise NotFoundError(f"no X-Map method {method}: use one of {', '.join(map(str, METHODS))}")
         pair = get_pair(session, pair_id)
         key = self.setting_for(session, pair_id, model, setting)
         similarity = select_map(self.maps(session, pair_id, model, method, key), image, patch)
@@ -89,7 +104,11 @@ class PairMaps:
         stored = session.scalars(
             select(XMapResult.method)
             .join(OcclusionSetting, OcclusionSetting.id == XMapResult.setting_id)
-            .where(XMapResult.pair_id == pair_id, XMapResult.model_id == model.id, OcclusionSetting.key == self.settings.cache_key())
+            .where(
+                XMapResult.pair_id == pair_id,
+                XMapResult.model_id == model.id,
+                OcclusionSetting.key == self.settings.cache_key(),
+            )
         )
         return sorted(set(METHODS) - set(stored))
 
@@ -131,4 +150,6 @@ class PairMaps:
                 return
             except IntegrityError:
                 if attempt:
-                    raise Conflict("the X-Maps were being written by another process at the same time: reload") from None
+                    raise ConflictError(
+                        "the X-Maps were being written by another process at the same time: reload"
+                    ) from None

@@ -1,10 +1,11 @@
 """Read-only queries of the web platform, on the store's SQLAlchemy models.
 
 The explorer table (:func:`explorer_page`) starts from ``pair_results`` when a model has results,
-so its filters and sorts on a model's columns walk the indexes ``pair_results (dataset_id,
-model_id, distance | cscore | correct)`` and stop after one page; the count joins only the
-tables its filters need. Without any results (a dataset ingested but not computed) it reads
-``pairs`` and leaves the result columns empty.
+so sorts on a model's columns walk the indexes ``pair_results (dataset_id, model_id, distance |
+cscore | correct)`` and protocol order walks ``pairs (dataset_id, position)``, stopping after one
+page. The count joins only the tables its filters need, and the page's ids are found before the
+few rows shown are joined to their images, people and dataset. Without any results (a dataset
+ingested but not computed) it reads ``pairs`` and leaves the result columns empty.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session, aliased
 from xfv.errors import XfvError
 from xfv.store.models import Dataset, Identity, Image, Model, OcclusionSetting, Pair, PairResult, XMapResult
 from xfv.store.repository import ModelSummary, dataset_models, find_dataset, find_model, list_datasets
-from xfv.web.errors import NotFound
+from xfv.web.errors import NotFoundError
 from xfv.web.filters import ExplorerQuery
 
 IMAGE1, IMAGE2 = aliased(Image, name="image1"), aliased(Image, name="image2")
@@ -143,7 +144,9 @@ def _plan(session: Session, q: ExplorerQuery) -> tuple[_Plan, Model | None]:
     dataset = find_dataset(session, q.dataset) if q.dataset else None
     model = find_model(session, q.model) if q.model else default_model(session, dataset)
     if model is None and q.needs_results:
-        raise XfvError("filtering or sorting by results needs computed results: the store has none yet (run `xfv compute`)")
+        raise XfvError(
+            "filtering or sorting by results needs computed results: the store has none yet (run `xfv compute`)"
+        )
     plan = _Plan(with_results=model is not None)
     if model is not None:
         plan.where(PairResult.model_id == model.id)
@@ -161,9 +164,9 @@ def _plan(session: Session, q: ExplorerQuery) -> tuple[_Plan, Model | None]:
     if q.fold is not None:
         plan.where(Pair.fold == q.fold, "pair")
     if q.quality_min is not None:
-        plan.where(LOWER_QUALITY >= q.quality_min, "images")
+        plan.where(q.quality_min <= LOWER_QUALITY, "images")
     if q.quality_max is not None:
-        plan.where(LOWER_QUALITY <= q.quality_max, "images")
+        plan.where(q.quality_max >= LOWER_QUALITY, "images")
     if q.identity:
         plan.where(plan.pair_id.in_(_pairs_of_people(q.identity.strip())))
     return plan, model
@@ -203,10 +206,19 @@ def _row_columns(plan: _Plan) -> Select[Any]:
         else [null()] * 5
     )
     return select(
-        plan.pair_id, Dataset.name, Pair.position, Pair.fold, Pair.same,
-        IMAGE1.id, IMAGE2.id, IDENTITY1.name, IDENTITY2.name, IMAGE1.quality, IMAGE2.quality,
+        plan.pair_id,
+        Dataset.name,
+        Pair.position,
+        Pair.fold,
+        Pair.same,
+        IMAGE1.id,
+        IMAGE2.id,
+        IDENTITY1.name,
+        IDENTITY2.name,
+        IMAGE1.quality,
+        IMAGE2.quality,
         *results,
-    )  # fmt: skip
+    )
 
 
 #: Every join a table row needs.
@@ -220,7 +232,7 @@ def _rows(session: Session, model: Model | None, pair_ids: list[int]) -> list[Ex
     if model is not None:
         plan.where(PairResult.model_id == model.id)
     found = {row[0]: ExplorerRow(*row) for row in session.execute(plan.joined(_row_columns(plan), ROW_JOINS))}
-    return [found[pair_id] for pair_id in pair_ids]
+    return [found[pair_id] for pair_id in pair_ids if pair_id in found]
 
 
 def explorer_page(session: Session, q: ExplorerQuery) -> ExplorerPage:
@@ -267,7 +279,9 @@ def neighbours(session: Session, q: ExplorerQuery, pair_id: int, index_hint: int
     if pair_id not in ids:
         return Neighbours(None, len(ids), None, None)
     index = ids.index(pair_id)
-    return Neighbours(index, len(ids), ids[index - 1] if index > 0 else None, ids[index + 1] if index + 1 < len(ids) else None)
+    return Neighbours(
+        index, len(ids), ids[index - 1] if index > 0 else None, ids[index + 1] if index + 1 < len(ids) else None
+    )
 
 
 # --- one pair -------------------------------------------------------------------------------------
@@ -332,10 +346,10 @@ def _image_info(image: Image) -> ImageInfo:
 
 
 def get_pair(session: Session, pair_id: int) -> Pair:
-    """The pair with id ``pair_id`` (its images and identities loaded), or :class:`NotFound`."""
+    """The pair with id ``pair_id`` (its images and identities loaded), or :class:`NotFoundError`."""
     pair = session.get(Pair, pair_id)
     if pair is None:
-        raise NotFound(f"no pair with id {pair_id} in the store")
+        raise NotFoundError(f"no pair with id {pair_id} in the store")
     return pair
 
 
@@ -361,15 +375,22 @@ def pair_detail(session: Session, pair_id: int) -> PairDetail:
 def results_by_pair(session: Session, pair_ids: list[int]) -> dict[int, list[ModelResult]]:
     """Every model's result for each of ``pair_ids`` (models by name)."""
     query = (
-        select(PairResult.pair_id, Model.name, PairResult.distance, PairResult.threshold,
-               PairResult.predicted_same, PairResult.correct, PairResult.cscore)  # fmt: skip
+        select(
+            PairResult.pair_id,
+            Model.name,
+            PairResult.distance,
+            PairResult.threshold,
+            PairResult.predicted_same,
+            PairResult.correct,
+            PairResult.cscore,
+        )
         .join(Model, Model.id == PairResult.model_id)
         .where(PairResult.pair_id.in_(pair_ids))
         .order_by(Model.name)
     )
     found: dict[int, list[ModelResult]] = {}
-    for pair_id, *values in session.execute(query):
-        found.setdefault(pair_id, []).append(ModelResult(*values))
+    for pair_id, model, distance, threshold, predicted_same, correct, cscore in session.execute(query):
+        found.setdefault(pair_id, []).append(ModelResult(model, distance, threshold, predicted_same, correct, cscore))
     return found
 
 
@@ -389,15 +410,22 @@ def stored_maps(session: Session, pair_id: int) -> list[StoredMaps]:
 
 
 def xmap_blob(session: Session, pair_id: int, model: str, method: int, setting: str) -> bytes:
-    """The packed maps of one pair x model x method x setting, or :class:`NotFound`."""
+    """The packed maps of one pair x model x method x setting, or :class:`NotFoundError`."""
     blob = session.scalar(
         select(XMapResult.maps)
         .join(Model, Model.id == XMapResult.model_id)
         .join(OcclusionSetting, OcclusionSetting.id == XMapResult.setting_id)
-        .where(XMapResult.pair_id == pair_id, Model.name == model, XMapResult.method == method, OcclusionSetting.key == setting)
+        .where(
+            XMapResult.pair_id == pair_id,
+            Model.name == model,
+            XMapResult.method == method,
+            OcclusionSetting.key == setting,
+        )
     )
     if blob is None:
-        raise NotFound(f"pair {pair_id} has no stored X-Maps of method {method} for model {model!r} and setting {setting!r}")
+        raise NotFoundError(
+            f"pair {pair_id} has no stored X-Maps of method {method} for model {model!r} and setting {setting!r}"
+        )
     return blob
 
 
@@ -421,12 +449,12 @@ def image_file(session: Session, image_id: int) -> ImageFile:
         .where(Image.id == image_id)
     ).first()
     if row is None:
-        raise NotFound(f"no image with id {image_id} in the store")
+        raise NotFoundError(f"no image with id {image_id} in the store")
     relative, content_hash, root, input_mode = row
     root_path = Path(root).resolve()
     path = (root_path / relative).resolve()
     if not path.is_relative_to(root_path) or not path.is_file():
-        raise NotFound(f"image {image_id} is not on disk under its dataset's root")
+        raise NotFoundError(f"image {image_id} is not on disk under its dataset's root")
     return ImageFile(path, input_mode, content_hash)
 
 
@@ -463,22 +491,30 @@ def overview(session: Session) -> Overview:
         DatasetOverview(d.name, d.protocol, d.pair_count, d.image_count, dataset_models(session, d))
         for d in list_datasets(session)
     ]
-    example = session.execute(
-        select(XMapResult.pair_id, Model.name).join(Model, Model.id == XMapResult.model_id).order_by(XMapResult.id).limit(1)
-    ).first()
-    if example is None:
-        first_pair = session.scalar(select(Pair.id).order_by(Pair.id).limit(1))
-        first_model = default_model(session, None)
-        example = (first_pair, first_model.name if first_model else None)
+    example_pair, example_model = _example(session)
     return Overview(
         datasets=datasets,
         models=list(session.scalars(select(Model.name).order_by(Model.name))),
         pairs=session.scalar(select(func.count()).select_from(Pair)) or 0,
         results=session.scalar(select(func.count()).select_from(PairResult)) or 0,
         xmap_pairs=session.scalar(select(func.count(func.distinct(XMapResult.pair_id)))) or 0,
-        example_pair=example[0],
-        example_model=example[1],
+        example_pair=example_pair,
+        example_model=example_model,
     )
+
+
+def _example(session: Session) -> tuple[int | None, str | None]:
+    """The pair (and model) the landing page shows: the first with stored X-Maps, else the first pair."""
+    stored = session.execute(
+        select(XMapResult.pair_id, Model.name)
+        .join(Model, Model.id == XMapResult.model_id)
+        .order_by(XMapResult.id)
+        .limit(1)
+    ).first()
+    if stored is not None:
+        return stored[0], stored[1]
+    first_model = default_model(session, None)
+    return session.scalar(select(Pair.id).order_by(Pair.id).limit(1)), first_model.name if first_model else None
 
 
 def dataset_names(session: Session) -> list[str]:

@@ -16,7 +16,7 @@ import numpy as np
 from xfv.faces import AlignedFace
 from xfv.method.colour import colour_map, xmap_image
 from xfv.method.xmaps import normalise_map
-from xfv.web.errors import NotFound
+from xfv.web.errors import NotFoundError
 
 Display = Literal["blend", "heat"]
 
@@ -38,7 +38,9 @@ def png(image: np.ndarray) -> bytes:
 
 def jpeg(image: np.ndarray, quality: int = 85) -> bytes:
     """A uint8 RGB image as JPEG bytes."""
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, encoded = cv2.imencode(
+        ".jpg", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
     if not ok:
         raise ValueError("JPEG encoding failed")
     return encoded.tobytes()
@@ -50,7 +52,9 @@ def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
     scale = size / max(height, width)
     if scale >= 1:
         return image
-    return cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(
+        image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+    )
 
 
 def select_map(maps: dict[str, np.ndarray], image: int, patch: str) -> np.ndarray:
@@ -59,7 +63,7 @@ def select_map(maps: dict[str, np.ndarray], image: int, patch: str) -> np.ndarra
     key = f"image{image}_merged" if patch == "merged" else f"image{image}_p{patch}"
     if key not in maps:
         stored = sorted(int(k.rsplit("_p", 1)[1]) for k in maps if k.startswith(f"image{image}_p"))
-        raise NotFound(f"no map for patch size {patch}: these maps have patch sizes {stored} and merged")
+        raise NotFoundError(f"no map for patch size {patch}: these maps have patch sizes {stored} and merged")
     values = maps[key].astype(np.float64)
     return values if patch == "merged" else normalise_map(values)
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from xfv.store.models import Model, Pair, PairResult
 from xfv.store.repository import find_model
-from xfv.web.errors import NotFound
+from xfv.web.errors import NotFoundError
 from xfv.web.filters import ExplorerQuery
 from xfv.web.queries import ExplorerPage, ExplorerRow, default_model, explorer_page
 
@@ -63,21 +63,27 @@ class ReviewRecord:
     created_at: datetime
 
 
-def add_review(session: Session, pair_id: int, model_name: str, verdict: Verdict, comment: str, reviewer: str) -> ReviewRecord:
+def add_review(
+    session: Session, pair_id: int, model_name: str, verdict: Verdict, comment: str, reviewer: str
+) -> ReviewRecord:
     """Record a verdict on ``model_name``'s decision for a pair that has a result of that model."""
     model = find_model(session, model_name)
     if session.get(PairResult, (pair_id, model.id)) is None:
         if session.get(Pair, pair_id) is None:
-            raise NotFound(f"no pair with id {pair_id} in the store")
-        raise NotFound(f"pair {pair_id} has no result of model {model_name!r} to review")
-    review = Review(pair_id=pair_id, model_id=model.id, verdict=verdict, comment=comment.strip(), reviewer=reviewer.strip())
+            raise NotFoundError(f"no pair with id {pair_id} in the store")
+        raise NotFoundError(f"pair {pair_id} has no result of model {model_name!r} to review")
+    review = Review(
+        pair_id=pair_id, model_id=model.id, verdict=verdict, comment=comment.strip(), reviewer=reviewer.strip()
+    )
     session.add(review)
     session.flush()
     return _record(review, model.name)
 
 
 def _record(review: Review, model: str) -> ReviewRecord:
-    return ReviewRecord(review.id, review.pair_id, model, review.verdict, review.comment, review.reviewer, review.created_at)
+    return ReviewRecord(
+        review.id, review.pair_id, model, review.verdict, review.comment, review.reviewer, review.created_at
+    )
 
 
 def pair_reviews(session: Session, pair_id: int) -> list[ReviewRecord]:
@@ -114,11 +120,15 @@ def review_queue(session: Session, max_cscore: float, query: ExplorerQuery) -> R
     (an empty queue while no model has results)."""
     if query.model is None and default_model(session, None) is None:
         return ReviewQueue(ExplorerPage([], 0, query, None, 0), [], max_cscore)
-    queue_query = query.model_copy(update={"cscore_max": max_cscore, "cscore_min": None, "sort": "cscore", "order": "asc"})
+    queue_query = query.model_copy(
+        update={"cscore_max": max_cscore, "cscore_min": None, "sort": "cscore", "order": "asc"}
+    )
     page = explorer_page(session, queue_query)
     model = find_model(session, page.model or "")
     pair_ids = [row.pair_id for row in page.rows]
-    reviews = session.scalars(select(Review).where(Review.model_id == model.id, Review.pair_id.in_(pair_ids)).order_by(Review.id))
+    reviews = session.scalars(
+        select(Review).where(Review.model_id == model.id, Review.pair_id.in_(pair_ids)).order_by(Review.id)
+    )
     latest: dict[int, ReviewRecord] = {}
     counts: dict[int, int] = {}
     for review in reviews:

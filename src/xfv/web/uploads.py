@@ -30,13 +30,21 @@ from xfv.pipeline.explain import Explanation, explain_pair
 from xfv.pipeline.verify import confidence_of, model_calibrator, resolve_threshold, verify_faces
 from xfv.store.arrays import xmap_arrays
 from xfv.store.models import Dataset, FoldResult, Model
-from xfv.web.errors import NotFound, UnsupportedImage, UploadTooLarge
+from xfv.web.errors import NotFoundError, UnsupportedImageError, UploadTooLargeError
 from xfv.web.jobs import Job, JobManager
 from xfv.web.lru import LRU
 from xfv.web.render import Display, detection_overlay, png, render_map, select_map, thumbnail
 
 #: Formats Pillow recognises that a photo may come in.
-ACCEPTED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF", "TIFF": "TIFF"}
+ACCEPTED_FORMATS = {
+    "JPEG": "JPEG",
+    "MPO": "JPEG",
+    "PNG": "PNG",
+    "WEBP": "WebP",
+    "BMP": "BMP",
+    "GIF": "GIF",
+    "TIFF": "TIFF",
+}
 #: Longer side, in pixels, photos are scaled down to before detection.
 MAX_SIDE = 1280
 #: Uploads kept in memory.
@@ -53,7 +61,7 @@ def human_size(size: float) -> str:
 def check_upload(name: str, data: bytes, limit: int) -> None:
     """Refuse a file that is too large or not an image of an accepted format."""
     if len(data) > limit:
-        raise UploadTooLarge(f"{name} is {human_size(len(data))}: photos may be at most {human_size(limit)}")
+        raise UploadTooLargeError(f"{name} is {human_size(len(data))}: photos may be at most {human_size(limit)}")
     try:
         with Image.open(io.BytesIO(data)) as image:
             kind = image.format or ""
@@ -61,7 +69,7 @@ def check_upload(name: str, data: bytes, limit: int) -> None:
         kind = ""
     if kind not in ACCEPTED_FORMATS:
         accepted = ", ".join(sorted(set(ACCEPTED_FORMATS.values())))
-        raise UnsupportedImage(f"{name} is not a photo xfv can read: upload a {accepted} image")
+        raise UnsupportedImageError(f"{name} is not a photo xfv can read: upload a {accepted} image")
 
 
 @dataclass
@@ -174,7 +182,17 @@ class Uploads:
         threshold, source, calibrator = decision_rule(session, model)
         distance, same = verify_faces(photos[0].aligned.face, photos[1].aligned.face, model, threshold)
         cscore = confidence_of(calibrator, distance, threshold)
-        upload = Upload(uuid.uuid4().hex, model.spec.name, (photos[0], photos[1]), distance, threshold, source, same, cscore, calibrator)
+        upload = Upload(
+            uuid.uuid4().hex,
+            model.spec.name,
+            (photos[0], photos[1]),
+            distance,
+            threshold,
+            source,
+            same,
+            cscore,
+            calibrator,
+        )
         return self._uploads.put(upload.id, upload)
 
     @staticmethod
@@ -186,7 +204,7 @@ class Uploads:
     def get(self, upload_id: str) -> Upload:
         upload = self._uploads.get(upload_id)
         if upload is None:
-            raise NotFound(f"no upload {upload_id!r}: uploads are kept in memory for the newest {KEEP} pairs")
+            raise NotFoundError(f"no upload {upload_id!r}: uploads are kept in memory for the newest {KEEP} pairs")
         return upload
 
     def start_xmaps(self, upload: Upload) -> Job | None:
@@ -194,7 +212,13 @@ class Uploads:
         if upload.explanation is not None:
             return None
         total = 2 * (self.settings.count + 1)
-        return self.jobs.submit("upload-xmaps", f"upload:{upload.id}", total, f"/api/uploads/{upload.id}", lambda job: self._explain(job, upload))
+        return self.jobs.submit(
+            "upload-xmaps",
+            f"upload:{upload.id}",
+            total,
+            f"/api/uploads/{upload.id}",
+            lambda job: self._explain(job, upload),
+        )
 
     def _explain(self, job: Job, upload: Upload) -> None:
         model = get_model(upload.model)
@@ -216,9 +240,9 @@ class Uploads:
     def map_png(upload: Upload, method: int, image: int, patch: str, display: Display) -> bytes:
         """One X-Map picture of an upload as PNG."""
         if upload.explanation is None:
-            raise NotFound(f"the X-Maps of upload {upload.id} are not computed yet")
+            raise NotFoundError(f"the X-Maps of upload {upload.id} are not computed yet")
         if method not in upload.explanation.maps:
-            raise NotFound(f"no X-Map method {method}: use one of {', '.join(map(str, METHODS))}")
+            raise NotFoundError(f"no X-Map method {method}: use one of {', '.join(map(str, METHODS))}")
         arrays = xmap_arrays(upload.explanation.maps[method])
         face = upload.photos[image - 1].aligned.face
         return png(render_map(face, select_map(arrays, image, patch), display))

@@ -17,11 +17,16 @@ document.addEventListener("DOMContentLoaded", () => {
   form.querySelectorAll("[data-dropzone]").forEach((zone) => {
     const input = zone.querySelector("input[type=file]");
     const preview = zone.querySelector(".drop-preview");
+    const text = zone.querySelector(".drop-text");
+    const blank = text.innerHTML;
     const show = () => {
       const file = input.files[0];
-      zone.classList.toggle("filled", Boolean(file));
-      preview.hidden = !file;
-      if (file) preview.src = URL.createObjectURL(file);
+      const picture = Boolean(file) && file.type.startsWith("image/");
+      zone.classList.toggle("filled", picture);
+      preview.hidden = !picture;
+      if (picture) preview.src = URL.createObjectURL(file);
+      if (file && !picture) text.textContent = `${file.name} (${file.type || "unknown type"})`;
+      else if (!file) text.innerHTML = blank;
     };
     input.addEventListener("change", show);
     zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });

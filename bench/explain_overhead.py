@@ -1,0 +1,100 @@
+"""How much of an X-Map explanation is not the model: occlusion, caching, maps, colours.
+
+Times one uncached ``explain_pair`` (all three methods, paper settings) of an LFW pair with the
+default model, and the time spent inside the model's ``embed_batch``; the rest is overhead.
+
+    python bench/explain_overhead.py [--model dlib] [--methods 1,2,3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from xfv.cache import ArrayCache
+from xfv.models import FaceModel, get_model
+from xfv.pipeline.explain import OcclusionEngine, explain_pair
+
+LFW = Path(__file__).resolve().parents[2] / "shared/data/lfw"
+PAIR = ("Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg")
+
+
+class TimedModel(FaceModel):
+    """Wraps a model and adds up the seconds spent in its forward passes."""
+
+    def __init__(self, inner: FaceModel) -> None:
+        self.inner = inner
+        self.spec = inner.spec
+        self.batch_size = inner.batch_size
+        self.seconds = 0.0
+
+    def embed_batch(self, faces: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        try:
+            return self.inner.embed_batch(faces)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+def _faces(model: FaceModel) -> tuple[np.ndarray, np.ndarray, str]:
+    """An aligned LFW pair, or two random faces where LFW is absent (the model's cost is the same)."""
+    paths = [LFW / "images_deepfunneled" / name for name in PAIR]
+    if all(path.is_file() for path in paths):
+        from xfv.faces import align_path
+
+        return (*(align_path(path, model.spec, "lfw-funneled") for path in paths), "LFW " + " / ".join(PAIR))
+    rng = np.random.default_rng(0)
+    size = model.spec.input_size
+    return (*(rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(2)), "random faces")
+
+
+def measure(model_name: str, methods: Sequence[int]) -> dict:
+    """Seconds of one uncached explanation, of its forward passes, and the overhead fraction."""
+    model = TimedModel(get_model(model_name))
+    face1, face2, source = _faces(model)
+    model.embed(face1[None])  # warm-up: first-call set-up is not per-explanation cost
+    model.seconds = 0.0
+    with tempfile.TemporaryDirectory() as folder:
+        engine = OcclusionEngine(model, cache=ArrayCache(Path(folder) / "arrays.sqlite"))
+        started = time.perf_counter()
+        explanation = explain_pair(face1, face2, model, methods=methods, engine=engine)
+        total = time.perf_counter() - started
+    return {
+        "model": model_name,
+        "faces": source,
+        "methods": list(methods),
+        "forward_passes": explanation.forward_passes,
+        "forward_seconds": round(model.seconds, 3),
+        "total_seconds": round(total, 3),
+        "overhead_seconds": round(total - model.seconds, 3),
+        "overhead_fraction": round((total - model.seconds) / total, 4),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="dlib")
+    parser.add_argument("--methods", default="1,2,3")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = measure(args.model, tuple(int(m) for m in args.methods.split(",")))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"{result['model']} ({result['faces']}), methods {result['methods']}: "
+            f"{result['forward_passes']} forward passes in {result['forward_seconds']} s of {result['total_seconds']} s; "
+            f"overhead {result['overhead_seconds']} s = {result['overhead_fraction']:.1%}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
