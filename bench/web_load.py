@@ -151,7 +151,16 @@ def store_size(url: str) -> dict[str, Any]:
 # --- the server ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def find_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -161,7 +170,9 @@ def start_server(url: str, home: Path, port: int) -> subprocess.Popen[bytes]:
     """``xfv serve --host 127.0.0.1 --port PORT`` on the store, once it answers."""
     env = {**os.environ, "XFV_DATABASE_URL": url, "XFV_HOME": str(home)}
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env
+        [sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,  # its banner; errors still reach stderr
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -256,7 +267,11 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def report(results: Results, seconds: float, size: dict[str, Any], store: str, clients: int) -> dict[str, Any]:
+def report(
+    results: Results, seconds: float, server_cpu: float, size: dict[str, Any], store: str, clients: int
+) -> dict[str, Any]:
+    """The numbers: latency percentiles per kind, throughput, errors, and the server's CPU cost
+    per request (what the latencies would shrink to on an idle machine, one core per server)."""
     total = sum(len(v) for v in results.latencies.values())
     summary: dict[str, Any] = {
         "store": store,
@@ -267,6 +282,7 @@ def report(results: Results, seconds: float, size: dict[str, Any], store: str, c
         "seconds": round(seconds, 2),
         "requests_per_second": round(total / seconds, 1),
         "errors": len(results.errors),
+        "server_cpu_ms_per_request": round(1000 * server_cpu / max(total, 1), 2),
         "cpus": os.cpu_count(),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
@@ -276,6 +292,21 @@ def report(results: Results, seconds: float, size: dict[str, Any], store: str, c
             summary[f"{kind}_p{q}_ms"] = round(percentile(values, q), 1)
     summary["error_samples"] = results.errors[:5]
     return summary
+
+
+def prepare_store(args: argparse.Namespace, home: Path) -> tuple[str, str]:
+    """The store's URL and how it was made: the one given, or a synthetic fill under ``home``."""
+    if args.store:
+        return args.store, "given"
+    if not (args.lfw / "pairs.txt").is_file():
+        raise SystemExit(f"LFW not found at {args.lfw} (pass --lfw DIR or --store URL)")
+    url, store = f"sqlite:///{home / 'load.sqlite'}", f"synthetic LFW fill x{args.copies}"
+    os.environ["XFV_HOME"] = str(home)
+    started = time.perf_counter()
+    synthetic_store(url, args.lfw, args.copies, args.seed)
+    if not args.json:
+        print(f"built the {store} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return url, store
 
 
 def main() -> int:
@@ -290,28 +321,20 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="xfv-web-load-") as folder:
         home = Path(folder)
-        if args.store:
-            url, store = args.store, "given"
-        else:
-            if not (args.lfw / "pairs.txt").is_file():
-                raise SystemExit(f"LFW not found at {args.lfw} (pass --lfw DIR or --store URL)")
-            url, store = f"sqlite:///{home / 'load.sqlite'}", f"synthetic LFW fill x{args.copies}"
-            os.environ["XFV_HOME"] = str(home)
-            started = time.perf_counter()
-            synthetic_store(url, args.lfw, args.copies, args.seed)
-            if not args.json:
-                print(f"built the {store} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        url, store = prepare_store(args, home)
         size = store_size(url)
-        port = free_port()
+        port = find_port()
         server = start_server(url, home, port)
         try:
+            cpu_before = cpu_seconds(server.pid)
             results, seconds = asyncio.run(
                 load(f"http://127.0.0.1:{port}", size, args.clients, args.requests, args.seed)
             )
+            server_cpu = cpu_seconds(server.pid) - cpu_before
         finally:
             server.terminate()
             server.wait(timeout=30)
-    summary = report(results, seconds, size, store, args.clients)
+    summary = report(results, seconds, server_cpu, size, store, args.clients)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -320,8 +343,8 @@ def main() -> int:
         )
         rate = summary["requests_per_second"]
         print(f"{summary['requests']} requests from {args.clients} clients in {summary['seconds']} s ({rate} req/s)")
-        busy = summary["load_average_1min"]
-        print(f"machine: {summary['cpus']} CPUs, load average {busy} at the end (other work slows the server)")
+        busy, cost = summary["load_average_1min"], summary["server_cpu_ms_per_request"]
+        print(f"server CPU {cost} ms per request; machine: {summary['cpus']} CPUs, load average {busy} at the end")
         for kind in ("explorer", "api"):
             p50, p95, p99 = (summary[f"{kind}_p{q}_ms"] for q in (50, 95, 99))
             print(f"  {kind:<8} p50 {p50:8.1f} ms   p95 {p95:8.1f} ms   p99 {p99:8.1f} ms")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.pg", "tests.synthetic"]
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 LFW_ROOT = SHARED / "data" / "lfw"
 LFW_IMAGES = LFW_ROOT / "images_deepfunneled"

@@ -6,8 +6,8 @@ refuses to run as root, so as root (CI) the server runs as the ``postgres`` user
 creates. Each test gets a database of its own. Tests are skipped, saying why, only when the
 binaries are not installed.
 
-Import the fixtures into a test module: ``from tests.pg import pg_server, pg_url, store_url  # noqa: F401``;
-``store_url`` runs a test on SQLite and on PostgreSQL.
+Load the fixtures with ``pytest_plugins = ["tests.pg"]``; ``store_url`` runs a test on SQLite and
+on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -94,11 +94,13 @@ def pg_server() -> Iterator[PgServer]:
 
 
 @pytest.fixture
-def pg_url(pg_server: PgServer) -> str:
-    """A fresh, empty database on the session's server."""
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """A fresh, empty database on the session's server, dropped after the test."""
     name = f"xfv_{uuid.uuid4().hex[:12]}"
-    pg_server.run("createdb", "-h", "127.0.0.1", "-p", str(pg_server.port), "-U", DB_USER, name)
-    return pg_server.url(name)
+    where = ["-h", "127.0.0.1", "-p", str(pg_server.port), "-U", DB_USER]
+    pg_server.run("createdb", *where, name)
+    yield pg_server.url(name)
+    pg_server.run("dropdb", *where, "--force", name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,7 +1,7 @@
 """Small benchmark data the store tests build themselves: a dataset in LFW's official layout and a
 fast ONNX "face model" whose distances separate the synthetic identities (with some overlap).
 
-Import the fixtures into a test module: ``from tests.synthetic import fake_model, synthetic_lfw  # noqa: F401``.
+Load the fixtures with ``pytest_plugins = ["tests.synthetic"]``.
 """
 
 from __future__ import annotations

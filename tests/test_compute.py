@@ -27,9 +27,8 @@ from xfv.pipeline.evaluate import evaluate, pair_distances
 from xfv.store import Store, open_store
 from xfv.store.ingest import ingest
 from xfv.store.models import FoldResult, Job, JobChunk, Pair, PairResult, XMapResult
-from xfv.store.repository import PairFiles, dataset_pair_files, find_dataset, find_model, pair_xmaps
+from xfv.store.repository import PairFiles, dataset_pair_files, find_dataset, find_model, list_jobs, pair_xmaps
 
-pytest_plugins = ["tests.pg", "tests.synthetic"]
 
 QUIET = ComputeOptions(chunk_size=30, progress=False)
 #: Small occlusion settings keep X-Map tests fast (16x16 faces, 2 patch sizes).
@@ -70,8 +69,8 @@ def test_results_equal_the_librarys_evaluation(store: Store, synthetic_lfw: Path
         assert np.allclose([f.threshold for f in folds], thresholds)
         calibrator = Calibrator.from_dict(folds[0].calibration)
         assert calibrator.threshold_ == pytest.approx(thresholds[0]) and folds[0].cscore_k < 0
-        job = session.scalar(select(Job))
-        assert job is not None and (job.status, job.done_items, job.total_items) == ("done", 200, 200)
+        [job] = list_jobs(session, find_dataset(session, "syn"))
+        assert (job.kind, job.status, job.done_items, job.total_items) == ("scores", "done", 200, 200)
 
 
 def test_a_rerun_does_nothing_and_new_cscore_options_only_rescore(store: Store, fake_model: str) -> None:

@@ -25,7 +25,6 @@ from xfv.store import Store, open_store
 from xfv.store.ingest import ingest
 from xfv.store.models import Dataset, Identity, Image, Pair
 
-pytest_plugins = ["tests.pg", "tests.synthetic"]
 
 
 def snapshot(store: Store) -> dict[str, list[tuple[object, ...]]]:

@@ -19,12 +19,11 @@ from xfv.pipeline.compute import ComputeOptions, compute_scores
 from xfv.store import StoreError, open_store
 from xfv.store.arrays import pack_maps, unpack_maps
 from xfv.store.ingest import ingest
-from xfv.store.migrate import current_revision, head_revision
 from xfv.store.jobs import claim_finished_chunk, find_or_create_job, job_key, pending_chunks
+from xfv.store.migrate import current_revision, head_revision
 from xfv.store.models import Base, Job, Model, PairResult
 from xfv.store.repository import PairQuery, find_dataset, find_model, image_file, query_pairs, register_model
 
-pytest_plugins = ["tests.pg", "tests.synthetic"]
 
 
 def test_migrations_build_exactly_the_models(store_url: str) -> None:
@@ -99,8 +98,13 @@ def test_a_chunk_is_claimed_once_so_its_results_are_written_once(store_url: str,
     with store.transaction() as session:
         dataset = find_dataset(session, "syn")
         model = register_model(session, ModelSpec(name="m", input_size=16, embedding_size=8, alignment="arcface"))
-        job = find_or_create_job(session, job_key("scores", dataset=dataset.id), "scores", dataset, model, {}, [[1, 2], [3]])
-        assert find_or_create_job(session, job_key("scores", dataset=dataset.id), "scores", dataset, model, {}, []).id == job.id
+        job = find_or_create_job(
+            session, job_key("scores", dataset=dataset.id), "scores", dataset, model, {}, [[1, 2], [3]]
+        )
+        assert (
+            find_or_create_job(session, job_key("scores", dataset=dataset.id), "scores", dataset, model, {}, []).id
+            == job.id
+        )
         first, second = pending_chunks(session, job)
     claims = []
     for _ in range(2):  # e.g. two drivers racing on one job

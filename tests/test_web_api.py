@@ -69,7 +69,8 @@ def test_viewer_page_links_previous_and_next_in_the_explorer_order(client: TestC
     page = client.get(f"/pairs/{ordered[1]}", params={"sort": "cscore", "order": "desc", "i": 1})
     assert page.status_code == 200
     previous, following = (
-        re.findall(rf'id="{link}" href="([^"]+)"', page.text)[0].replace("&amp;", "&") for link in ("prev-pair", "next-pair")
+        re.findall(rf'id="{link}" href="([^"]+)"', page.text)[0].replace("&amp;", "&")
+        for link in ("prev-pair", "next-pair")
     )
     assert previous.startswith(f"/pairs/{ordered[0]}?") and "sort=cscore" in previous and "i=0" in previous
     assert following.startswith(f"/pairs/{ordered[2]}?") and "i=2" in following
@@ -251,8 +252,10 @@ def test_raw_maps(client: TestClient, web_store: WebStore) -> None:  # noqa: F81
     response = client.get(f"/api/pairs/{web_store.with_maps[0]}/xmaps/dlib/2/raw")
     assert response.status_code == 200
     with np.load(io.BytesIO(response.content)) as stored:
-        names = {n for n in stored.files if not n.endswith(".scale")}
-    assert names == {f"image{i}_{p}" for i in (1, 2) for p in ("p7", "p14", "p28", "merged")}
+        maps = {name: stored[name] for name in stored.files}
+    assert set(maps) == {f"image{i}_{p}" for i in (1, 2) for p in ("p7", "p14", "p28", "merged")}
+    assert all(m.dtype == np.float32 and m.shape == (150, 150) for m in maps.values())
+    assert np.abs(maps["image1_merged"]).max() == pytest.approx(1.0, abs=1e-3)
 
 
 def test_missing_maps_are_computed_on_request(client: TestClient, web_store: WebStore) -> None:  # noqa: F811

@@ -19,6 +19,8 @@ class Settings:
     database_url: str
     default_model: str
     max_upload_bytes: int
+    threads: int
+    align_workers: int
 
     @property
     def embedding_cache_path(self) -> Path:
@@ -40,4 +42,15 @@ def get_settings() -> Settings:
         database_url=database_url,
         default_model=os.environ.get("XFV_MODEL", "dlib"),
         max_upload_bytes=int(os.environ.get("XFV_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)),
+        threads=int(os.environ.get("XFV_THREADS", os.cpu_count() or 1)),
+        align_workers=int(os.environ.get("XFV_ALIGN_WORKERS", os.cpu_count() or 1)),
     )
+
+
+#: Settings for a worker that is one of many (a process of a pool, a Ray task): one core each.
+SINGLE_CORE_WORKER_ENV = {"XFV_THREADS": "1", "XFV_ALIGN_WORKERS": "1"}
+
+
+def become_single_core_worker() -> None:
+    """Make this process use one core (``XFV_THREADS`` and ``XFV_ALIGN_WORKERS`` = 1)."""
+    os.environ.update(SINGLE_CORE_WORKER_ENV)

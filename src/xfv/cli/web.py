@@ -8,6 +8,7 @@ from xfv.errors import XfvError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``xfv serve [--host HOST] [--port PORT]``."""
     serve = subparsers.add_parser("serve", help="the web platform: explorer, viewer, explain your pair, REST API")
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
@@ -17,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    """Serve the platform on the configured store until interrupted."""
     try:
         import uvicorn
 
@@ -29,5 +31,7 @@ def run_serve(args: argparse.Namespace) -> int:
     print(
         f"xfv: serving on http://{args.host}:{args.port} (store {app.state.services.store.description}); Ctrl-C stops"
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # Keep-alive longer than uvicorn's 5 s, so a busy browser or client rarely reuses a connection
+    # the server is just closing.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=30)
     return 0

@@ -8,13 +8,13 @@ NCHW, ``(pixel - 127.5) / 127.5``, ArcFace 5-point alignment.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from xfv.config import get_settings
 from xfv.errors import ModelError
 from xfv.models.base import ALIGNMENTS, FaceModel, ModelSpec
 from xfv.models.weights import file_sha256
@@ -87,24 +87,27 @@ def _read_calibration(path: Path, spec_path: Path) -> dict[str, Any]:
     return calibration
 
 
-def session_options(threads: int | None = None) -> Any:
-    """ONNX Runtime options tuned for throughput on this machine's CPUs."""
+def session_options() -> Any:
+    """ONNX Runtime options tuned for throughput: full graph optimisation (about twice as fast as
+    the basic level on dlib's ResNet), ``XFV_THREADS`` intra-op threads (default: all cores)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.intra_op_num_threads = get_settings().threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     return options
 
 
-def providers() -> list[str]:
-    """The CUDA provider when ONNX Runtime has it, the CPU provider always."""
+def providers() -> list[Any]:
+    """The CUDA provider when ONNX Runtime has it (TF32 off: no precision loss), the CPU provider always."""
     import onnxruntime as ort
 
-    available = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    chosen: list[Any] = []
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        chosen.append(("CUDAExecutionProvider", {"use_tf32": "0"}))
+    return [*chosen, "CPUExecutionProvider"]
 
 
 def load_session(path: Path) -> Any:
@@ -130,6 +133,7 @@ class OnnxModel(FaceModel):
         self._input_name = self._session.get_inputs()[0].name
         self._mean = np.asarray(onnx_spec.mean, dtype=np.float32)
         self._inv_std = 1.0 / np.asarray(onnx_spec.std, dtype=np.float32)
+        self._identity_normalisation = not self._mean.any() and bool(np.all(self._inv_std == 1))
         self.spec = spec or self._spec_from(onnx_spec)
 
     def _spec_from(self, onnx_spec: OnnxModelSpec) -> ModelSpec:
@@ -155,10 +159,19 @@ class OnnxModel(FaceModel):
     def preprocess(self, faces: np.ndarray) -> np.ndarray:
         """uint8 RGB NHWC faces to the float32 tensor the model wants."""
         x = faces[..., ::-1] if self.onnx_spec.colour == "BGR" else faces
-        x = (x.astype(np.float32) - self._mean) * self._inv_std
+        channel_axis = 1
         if self.onnx_spec.layout == "NCHW":
-            x = x.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(x)
+            x = x.transpose(0, 3, 1, 2)  # on uint8, before the 4x larger float copy
+        else:
+            channel_axis = 3
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if self._identity_normalisation:
+            return x
+        shape = [1, 1, 1, 1]
+        shape[channel_axis] = 3
+        x -= self._mean.reshape(shape)
+        x *= self._inv_std.reshape(shape)
+        return x
 
     def embed_batch(self, faces: np.ndarray) -> np.ndarray:
         output = self._session.run(None, {self._input_name: self.preprocess(faces)})[0]

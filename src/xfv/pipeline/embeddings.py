@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from xfv.cache import ArrayCache, content_hash, default_cache
+from xfv.config import get_settings
 from xfv.errors import ImageError
 from xfv.faces import align_path
 from xfv.models.base import FaceModel, ModelSpec
@@ -66,19 +66,20 @@ def embed_paths(
 
 
 def aligned_faces(paths: Sequence[Path], spec: ModelSpec, mode: str) -> Iterator[np.ndarray]:
-    """Aligned faces of ``paths`` in order; many images are aligned by a pool of processes, one
-    per core (dlib's detectors hold the GIL), while this process embeds."""
+    """Aligned faces of ``paths`` in order; many images are aligned by a pool of
+    ``XFV_ALIGN_WORKERS`` processes (dlib's detectors hold the GIL) while this process embeds."""
     align = partial(align_path, spec=spec, mode=mode)
-    if len(paths) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
+    workers = get_settings().align_workers
+    if len(paths) < PARALLEL_FROM or workers < 2:
         yield from map(align, paths)
         return
-    with _process_pool() as pool:
+    with _process_pool(workers) as pool:
         yield from pool.map(align, paths, chunksize=8)
 
 
 @contextmanager
-def _process_pool() -> Iterator[ProcessPoolExecutor]:
-    pool = ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=multiprocessing.get_context("spawn"))
+def _process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     try:
         yield pool
     finally:

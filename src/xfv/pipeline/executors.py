@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
+from xfv.config import SINGLE_CORE_WORKER_ENV, become_single_core_worker
 from xfv.errors import XfvError
 
 T = TypeVar("T")
@@ -73,7 +74,9 @@ class LocalExecutor(Executor):
                 yield index, function(task)
             return
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=become_single_core_worker
+            )
         pending: dict[Future[R], int] = {}
         queue = iter(enumerate(tasks))
         while True:
@@ -123,7 +126,7 @@ class RayExecutor(Executor):
 
     def map_unordered(self, function: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[int, R]]:
         ray = self._ray
-        remote = ray.remote(num_cpus=1, max_retries=2)(function)
+        remote = ray.remote(num_cpus=1, max_retries=2, runtime_env={"env_vars": SINGLE_CORE_WORKER_ENV})(function)
         pending: dict[Any, int] = {}
         queue = iter(enumerate(tasks))
         while True:

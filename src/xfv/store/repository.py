@@ -122,11 +122,6 @@ def dataset_pair_files(session: Session, dataset: Dataset) -> list[PairFiles]:
     return [PairFiles(*row) for row in rows]
 
 
-def dataset_image_paths(session: Session, dataset: Dataset) -> list[str]:
-    """Every image path of a dataset, relative to its root."""
-    return list(session.scalars(select(Image.path).where(Image.dataset_id == dataset.id).order_by(Image.id)))
-
-
 # --- pair results -------------------------------------------------------------------------------
 
 
@@ -509,15 +504,6 @@ def result_rows(session: Session, dataset: Dataset, model: Model) -> list[PairRo
     """Every pair of ``dataset`` with ``model``'s result, in protocol order (for export)."""
     query = _pair_table(dataset, model).query
     return [PairRow(*row) for row in session.execute(query.order_by(Pair.position))]
-
-
-def get_pair(session: Session, dataset: Dataset, position: int, model: Model | None = None) -> PairRow:
-    """One pair by its position in the protocol file."""
-    query = _pair_table(dataset, model).query
-    row = session.execute(query.where(Pair.position == position)).first()
-    if row is None:
-        raise DatasetError(f"dataset {dataset.name!r} has no pair {position} (it has {dataset.pair_count})")
-    return PairRow(*row)
 
 
 def image_file(session: Session, image_id: int) -> Path:

@@ -7,15 +7,16 @@ a non-image 415; a photo without a face 422.
 
 from __future__ import annotations
 
+import io
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from xfv.faces import load_image
-from xfv.store.arrays import pack_maps
 from xfv.web.filters import ExplorerQuery
 from xfv.web.jobs import Job
 from xfv.web.queries import (
@@ -24,14 +25,12 @@ from xfv.web.queries import (
     Overview,
     PairDetail,
     explorer_page,
+    get_pair,
     image_file,
     model_names,
     neighbours,
     overview,
     pair_detail,
-)
-from xfv.web.queries import (
-    get_pair as stored_pair,
 )
 from xfv.web.render import Display, jpeg, png, thumbnail
 from xfv.web.reviews import QueueItem, ReviewRecord, Verdict, add_review, pair_reviews, review_queue
@@ -42,6 +41,8 @@ PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "des
 Patch = Annotated[str, Query(pattern=r"^(merged|[0-9]{1,3})$", description="merged, or a patch size such as 7, 14, 28")]
 ImageIndex = Annotated[int, PathParam(ge=1, le=2, description="1 or 2: which image of the pair")]
 IMMUTABLE = {"Cache-Control": "public, max-age=86400"}
+#: A map asked for without its occlusion setting may resolve to another setting once more are stored.
+SHORT = {"Cache-Control": "public, max-age=60"}
 PRIVATE = {"Cache-Control": "private, max-age=3600"}
 
 
@@ -194,7 +195,7 @@ def list_pairs(session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> Pai
     summary="One pair with its results, stored X-Maps and reviews",
     responses={404: {"model": ErrorOut}},
 )
-def get_pair(services: ServicesDep, session: SessionDep, pair_id: int) -> PairOut:
+def one_pair(services: ServicesDep, session: SessionDep, pair_id: int) -> PairOut:
     return PairOut(
         pair=pair_detail(session, pair_id),
         reviews=pair_reviews(session, pair_id),
@@ -217,7 +218,7 @@ def get_neighbours(
     "/pairs/{pair_id}/aligned/{image}.png", summary="An aligned face of a pair", response_class=Response, responses=PNG
 )
 def aligned_face(services: ServicesDep, session: SessionDep, pair_id: int, image: ImageIndex, model: str) -> Response:
-    pair = stored_pair(session, pair_id)
+    pair = get_pair(session, pair_id)
     face = services.pair_maps.aligned_face(session, pair.image1_id if image == 1 else pair.image2_id, model)
     return _png(png(face), IMMUTABLE)
 
@@ -240,7 +241,7 @@ def pair_xmap(
     setting: str | None = None,
 ) -> Response:
     data = services.pair_maps.map_png(session, pair_id, model, method, image, patch, display, setting)
-    return _png(data, IMMUTABLE)
+    return _png(data, IMMUTABLE if setting else SHORT)
 
 
 @router.get(
@@ -253,13 +254,12 @@ def pair_xmap_raw(
     services: ServicesDep, session: SessionDep, pair_id: int, model: str, method: int, setting: str | None = None
 ) -> Response:
     key = services.pair_maps.setting_for(session, pair_id, model, setting)
-    maps = services.pair_maps.maps(session, pair_id, model, method, key)
+    buffer = io.BytesIO()
+    maps: dict[str, Any] = services.pair_maps.maps(session, pair_id, model, method, key)
+    np.savez_compressed(buffer, **maps)
     name = f"pair{pair_id}_{model}_method{method}.npz"
-    return Response(
-        pack_maps(maps),
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', **SHORT}
+    return Response(buffer.getvalue(), media_type="application/octet-stream", headers=headers)
 
 
 @router.post(
