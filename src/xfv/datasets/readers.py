@@ -46,11 +46,6 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path, name: str = "lfw") -> Pai
     if len(header_fields) != 2 or not all(f.isdigit() for f in header_fields):
         raise DatasetError(f"{pairs_file}:{header_number}: expected a header 'FOLDS PAIRS_PER_CLASS', got {header!r}")
     n_folds, per_class = (int(f) for f in header_fields)
-    expected = n_folds * 2 * per_class
-    if len(lines) - 1 != expected:
-        raise DatasetError(
-            f"{pairs_file}: header says {n_folds} folds x 2 x {per_class} = {expected} pairs, file has {len(lines) - 1}"
-        )
     pairs = []
     for index, (number, line) in enumerate(lines[1:]):
         fields = line.split()
@@ -77,6 +72,9 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path, name: str = "lfw") -> Pai
                 fold=fold,
             )
         )
+    expected = n_folds * 2 * per_class
+    if len(pairs) != expected:
+        raise DatasetError(f"{pairs_file}: header says {n_folds} folds x 2 x {per_class} = {expected} pairs, file has {len(pairs)}")
     return PairList(name, pairs_file.parent, pairs)
 
 
