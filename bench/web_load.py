@@ -2,7 +2,7 @@
 
 Usage: ``python bench/web_load.py [--json] [--store URL | --copies N] [--clients 50] [--requests 3000] [--lfw DIR]``
 
-The server is the ``xfv serve`` command (:mod:`xfv.cli.web`) in a child process on 127.0.0.1. Its
+The server is ``xfv serve`` (``python -m xfv.cli serve``) in a child process on 127.0.0.1. Its
 store is either ``--store URL`` (e.g. one filled by ``xfv ingest`` + ``xfv compute`` on LFW) or,
 by default, a **synthetic fill** built in a temporary folder: LFW's real protocol (6,000 pairs,
 13,233 images, 5,749 people, the real image files) with synthetic image-quality scores and
@@ -38,11 +38,6 @@ import numpy as np
 from sqlalchemy import insert, select
 
 DEFAULT_LFW = Path(__file__).resolve().parents[2] / "shared/data/lfw"
-#: Runs the ``xfv serve`` command (module :mod:`xfv.cli.web`) with the arguments after ``-c``.
-SERVE = (
-    "import sys, argparse; from xfv.cli import web; parser = argparse.ArgumentParser(); "
-    "web.register(parser.add_subparsers()); args = parser.parse_args(sys.argv[1:]); sys.exit(args.func(args))"
-)
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -170,7 +165,7 @@ def start_server(url: str, home: Path, port: int) -> subprocess.Popen[bytes]:
     """``xfv serve --host 127.0.0.1 --port PORT`` on the store, once it answers."""
     env = {**os.environ, "XFV_DATABASE_URL": url, "XFV_HOME": str(home)}
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "xfv.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,  # its banner; errors still reach stderr
     )
