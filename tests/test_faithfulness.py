@@ -1,15 +1,13 @@
 """Do X-Maps show what drives the model? Cut-and-paste and deletion on LFW photos with the real model.
 
-The checks live in ``bench/faithfulness.py`` (which runs them at the paper's settings on more pairs);
-here they run with method 3 and one patch size (28, stride 10: 81 occlusions per face) to stay fast.
+The checks are ``xfv.pipeline.faithfulness`` (``bench/faithfulness.py`` runs them at the paper's
+settings on more pairs); here they run with method 3 and one patch size (28, stride 10: 81
+occlusions per face) to stay fast.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from xfv.cache import ArrayCache
 from xfv.errors import ModelError
 from xfv.method.occlusion import OcclusionSettings
 from xfv.models.base import FaceModel, ModelSpec
+from xfv.pipeline import faithfulness
 from xfv.pipeline.explain import OcclusionEngine, explain_pair
 
 LFW = Path(__file__).resolve().parents[2] / "shared/data/lfw"
@@ -25,16 +24,6 @@ PAIRS = 20
 FAST_SETTINGS = OcclusionSettings(patch_sizes=(28,), stride=10)
 
 
-def _load_bench() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "bench" / "faithfulness.py"
-    spec = importlib.util.spec_from_file_location("bench_faithfulness", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +44,7 @@ def _quiet(_: str) -> None:
 
 
 def test_pasted_regions_come_out_similar(engine: OcclusionEngine) -> None:
-    rates = bench.paste_rates(bench.select_pairs(LFW, same=False, count=PAIRS), engine, _quiet)
+    rates = faithfulness.paste_rates(faithfulness.select_pairs(LFW, same=False, count=PAIRS), engine, _quiet)
     for region, found in rates.items():
         assert found["pairs"] == PAIRS
         assert found["pointing_rate"] >= 0.7, f"{region}: {found}"
@@ -63,12 +52,12 @@ def test_pasted_regions_come_out_similar(engine: OcclusionEngine) -> None:
 
 
 def test_deleting_by_the_map_raises_the_distance_faster_than_at_random(engine: OcclusionEngine) -> None:
-    found = bench.deletion_rate(bench.select_pairs(LFW, same=True, count=PAIRS), engine, _quiet)
+    found = faithfulness.deletion_rate(faithfulness.select_pairs(LFW, same=True, count=PAIRS), engine, _quiet)
     assert found["faster_rate"] >= 0.8, found
 
 
 def test_method3_maps_are_identical_for_both_faces(engine: OcclusionEngine) -> None:
-    face1, face2 = next(bench.aligned_pairs(bench.select_pairs(LFW, same=False, count=1), engine.model))
+    face1, face2 = next(faithfulness.aligned_pairs(faithfulness.select_pairs(LFW, same=False, count=1), engine.model))
     maps = explain_pair(face1, face2, engine.model, methods=(3,), engine=engine).maps[3]
     assert np.array_equal(maps.merged1, maps.merged2)
     assert all(np.array_equal(maps.raw1[p], maps.raw2[p]) for p in maps.raw1)
