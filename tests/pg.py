@@ -7,7 +7,7 @@ creates. Each test gets a database of its own. Tests are skipped, saying why, on
 binaries are not installed.
 
 Load the fixtures with ``pytest_plugins = ["tests.pg"]``; ``store_url`` runs a test on SQLite and
-on PostgreSQL.
+on PostgreSQL. Module-scoped fixtures make their own databases with ``pg_server.create_database()``.
 """
 
 from __future__ import annotations
@@ -59,6 +59,18 @@ class PgServer:
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://{DB_USER}@127.0.0.1:{self.port}/{database}"
 
+    def create_database(self) -> str:
+        """A new, empty database; returns its name."""
+        name = f"xfv_{uuid.uuid4().hex[:12]}"
+        self.run("createdb", *self._client_options(), name)
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.run("dropdb", *self._client_options(), "--force", name)
+
+    def _client_options(self) -> list[str]:
+        return ["-h", "127.0.0.1", "-p", str(self.port), "-U", DB_USER]
+
 
 def _start(bin_dir: Path) -> PgServer:
     run_as = SERVER_USER if os.geteuid() == 0 else None
@@ -67,7 +79,9 @@ def _start(bin_dir: Path) -> PgServer:
         user = pwd.getpwnam(run_as)
         os.chown(folder, user.pw_uid, user.pw_gid)
     server = PgServer(bin_dir, folder / "data", _free_port(), run_as)
-    server.run("initdb", "-D", str(server.data), "-U", DB_USER, "--auth=trust", "-E", "UTF8", "--no-sync")
+    # The C locale sorts text by code point, like Python, whatever the machine's locale.
+    initdb = ("-D", str(server.data), "-U", DB_USER, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync")
+    server.run("initdb", *initdb)
     options = f"-h 127.0.0.1 -p {server.port} -k {folder} -F"
     server.run("pg_ctl", "-D", str(server.data), "-o", options, "-l", str(folder / "server.log"), "-w", "start")
     return server
@@ -96,11 +110,9 @@ def pg_server() -> Iterator[PgServer]:
 @pytest.fixture
 def pg_url(pg_server: PgServer) -> Iterator[str]:
     """A fresh, empty database on the session's server, dropped after the test."""
-    name = f"xfv_{uuid.uuid4().hex[:12]}"
-    where = ["-h", "127.0.0.1", "-p", str(pg_server.port), "-U", DB_USER]
-    pg_server.run("createdb", *where, name)
+    name = pg_server.create_database()
     yield pg_server.url(name)
-    pg_server.run("dropdb", *where, "--force", name)
+    pg_server.drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -47,6 +47,6 @@ def test_lfw_slice_with_the_default_model_matches_evaluate(lfw_root: Path, tmp_p
     assert np.allclose([row[1] for row in table], expected.distances, rtol=0, atol=1e-12)
     assert all(0.5 <= row[5] <= 1 for row in table)  # C-Scores
     with store.transaction() as session:
-        rows = query_pairs(session, PairQuery(dataset="lfw-slice", sort="quality", per_page=1000)).rows
+        rows = query_pairs(session, PairQuery(dataset="lfw-slice", sort="quality1", per_page=1000)).rows
     qualities = [q for r in rows for q in (r.quality1, r.quality2)]
     assert all(0 <= q <= 1 for q in qualities) and np.median(qualities) > 0.3

@@ -1,28 +1,77 @@
 """The store itself, on SQLite and on a real PostgreSQL server: schema and migrations, connection
-errors, models, the explorer's pair queries, and X-Map blobs."""
+errors, models, the pair table query, and X-Map blobs."""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+    func,
+    inspect,
+    insert,
+    select,
+)
 
 from xfv.cli import main
 from xfv.errors import ModelError, XfvError
 from xfv.models.base import ModelSpec
-from xfv.pipeline.compute import ComputeOptions, compute_scores
+from xfv.pipeline.compute import ComputeOptions, compute_scores, score_dataset
 from xfv.store import StoreError, open_store
 from xfv.store.arrays import pack_maps, unpack_maps
 from xfv.store.ingest import ingest
 from xfv.store.jobs import claim_finished_chunk, find_or_create_job, job_key, pending_chunks
-from xfv.store.migrate import current_revision, head_revision
-from xfv.store.models import Base, Job, Model, PairResult
-from xfv.store.repository import PairQuery, find_dataset, find_model, image_file, query_pairs, register_model
+from xfv.store.migrate import alembic_config, current_revision, head_revision, upgrade
+from xfv.store.models import Base, Job, Model, Pair, PairResult, Review
+from xfv.store.repository import (
+    PairQuery,
+    add_distances,
+    distance_table,
+    find_dataset,
+    find_model,
+    query_pairs,
+    register_model,
+)
+
+
+@contextmanager
+def recorded_sql(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """The SQL statements (and their parameters) ``engine`` runs inside the block, in order."""
+    statements: list[tuple[str, Any]] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+
+
+def sqlite_plan(engine: Engine, statement: tuple[str, Any]) -> str:
+    """SQLite's ``EXPLAIN QUERY PLAN`` of a recorded statement, one step per line."""
+    sql, parameters = statement
+    with engine.connect() as connection:
+        return "\n".join(row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, tuple(parameters)))
 
 
 
@@ -32,6 +81,50 @@ def test_migrations_build_exactly_the_models(store_url: str) -> None:
         assert current_revision(connection) == head_revision()
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == [], "models and migrations differ: add a migration (python -m xfv.store.migrate)"
+
+
+def test_reviews_the_web_platform_stored_itself_move_into_the_store(store_url: str, synthetic_lfw: Path) -> None:
+    """Before revision 0002 the web platform created ``web_reviews`` outside the migrations; the
+    upgrade copies its reviews (in order) into ``reviews`` and drops it."""
+    store = open_store(store_url, migrate=False)
+    with store.engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0001")
+    ingest(store, "lfw", synthetic_lfw, "syn", "aligned", progress=False)
+    legacy = Table(
+        "web_reviews",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("pair_id", Integer, nullable=False),
+        Column("model_id", Integer, nullable=False),
+        Column("verdict", String(10), nullable=False),
+        Column("comment", Text, nullable=False),
+        Column("reviewer", String(100), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    )
+    when = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+    with store.transaction() as session:
+        model = register_model(session, ModelSpec(name="m", input_size=16, embedding_size=8, alignment="arcface"))
+        pair_id = session.scalar(select(Pair.id).limit(1))
+        legacy.create(session.connection())
+        session.execute(
+            insert(legacy),
+            [
+                {"pair_id": pair_id, "model_id": model.id, "verdict": verdict, "comment": comment,
+                 "reviewer": "ana", "created_at": when}
+                for verdict, comment in (("agree", "fine"), ("disagree", "not the same nose"))
+            ],
+        )  # fmt: skip
+    upgrade(store.engine)
+    assert "web_reviews" not in inspect(store.engine).get_table_names()
+    with store.transaction() as session:
+        reviews = session.scalars(select(Review).order_by(Review.id)).all()
+        assert [(r.pair_id, r.verdict, r.comment, r.reviewer) for r in reviews] == [
+            (pair_id, "agree", "fine", "ana"),
+            (pair_id, "disagree", "not the same nose", "ana"),
+        ]
+        session.add(Review(pair_id=pair_id, model_id=model.id, verdict="agree"))  # ids continue after the copies
+    with store.engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
 
 def test_opening_twice_keeps_the_data(store_url: str) -> None:
@@ -142,15 +235,17 @@ def computed(store_url: str, synthetic_lfw: Path, fake_model: str) -> str:
     return store_url
 
 
-def test_pair_query_filters_sorts_and_pages(computed: str) -> None:
+def test_pair_query_filters_sorts_and_pages(computed: str, synthetic_lfw: Path) -> None:
     store = open_store(computed)
     with store.transaction() as session:
         everything = query_pairs(session, PairQuery(dataset="syn", model="fake", per_page=1000))
         assert everything.total == 200 and [r.position for r in everything.rows] == list(range(200))
+        assert everything.model == "fake" and {r.dataset for r in everything.rows} == {"syn"}
         wrong = [r for r in everything.rows if not r.correct]
         page = query_pairs(session, PairQuery(dataset="syn", model="fake", correct=False))
         assert page.total == len(wrong) > 0
-        genuine_fold3 = query_pairs(session, PairQuery(dataset="syn", model="fake", same=True, fold=3))
+        genuine_fold3 = query_pairs(session, PairQuery(same=True, fold=3))  # every dataset, the default model
+        assert genuine_fold3.model == "fake"
         assert genuine_fold3.total == 10 and all(r.same and r.fold == 3 for r in genuine_fold3.rows)
         by_cscore = query_pairs(
             session, PairQuery(dataset="syn", model="fake", sort="cscore", descending=True, per_page=1000)
@@ -161,26 +256,72 @@ def test_pair_query_filters_sorts_and_pages(computed: str) -> None:
             query_pairs(session, PairQuery(dataset="syn", model="fake", sort="distance", page=p, per_page=30))
             for p in range(1, 8)
         ]
-        assert pages[0].pages == 7 and len(pages[-1].rows) == 20
+        assert pages[0].pages == 7 and len(pages[-1].rows) == 20 and pages[-1].offset == 180
         ids = [r.pair_id for p in pages for r in p.rows]
         assert sorted(ids) == sorted(r.pair_id for r in everything.rows)
         distances = [r.distance for p in pages for r in p.rows]
         assert distances == sorted(distances)
-        named = query_pairs(session, PairQuery(dataset="syn", identity="person_007"))
+        named = query_pairs(session, PairQuery(identity="person_007"))
         assert named.total >= 2 and all("Person_007" in (r.identity1, r.identity2) for r in named.rows)
-        assert named.rows[0].distance is None  # no model asked: no result columns
-        assert image_file(session, named.rows[0].image2_id).is_file()
-        low = query_pairs(session, PairQuery(dataset="syn", max_quality=0.5, sort="quality"))
-        qualities = [min(r.quality1, r.quality2) for r in low.rows]
-        assert qualities == sorted(qualities) and all(q <= 0.5 for q in qualities)
+        assert all((synthetic_lfw / r.image1_path).is_file() and (synthetic_lfw / r.image2_path).is_file()
+                   for r in named.rows)  # fmt: skip
+        low = query_pairs(session, PairQuery(dataset="syn", max_quality=0.745, sort="quality1"))
+        assert low.total > 0 and all(min(r.quality1, r.quality2) <= 0.745 for r in low.rows)
+        assert [r.quality1 for r in low.rows] == sorted(r.quality1 for r in low.rows)
+
+
+def test_pair_query_before_any_results(store_url: str, synthetic_lfw: Path) -> None:
+    store = open_store(store_url)
+    ingest(store, "lfw", synthetic_lfw, "syn", "aligned", progress=False)
+    with store.transaction() as session:
+        page = query_pairs(session, PairQuery(dataset="syn", fold=2, sort="identity1"))
+        assert (page.model, page.total) == (None, 20)
+        assert all(r.distance is None and r.cscore is None for r in page.rows)
+        with pytest.raises(XfvError, match="needs computed results"):
+            query_pairs(session, PairQuery(dataset="syn", correct=True))
+
+
+def test_sorting_by_a_result_walks_an_index(computed: str, synthetic_lfw: Path) -> None:
+    """The count and the page's ids come from ``pair_results``' indexes, with no sort of every row:
+    (dataset_id, model_id, cscore) for one dataset, (model_id, cscore) for every dataset of a store
+    holding several."""
+    store = open_store(computed)
+    sqlite = store.engine.dialect.name == "sqlite"
+    with store.sessions() as session, recorded_sql(store.engine) as statements:
+        wrong = query_pairs(session, PairQuery(dataset="syn", model="fake", sort="cscore", correct=False))
+    assert wrong.total > 0 and all(r.correct is False for r in wrong.rows)
+    if sqlite:
+        count, ids, rows = (sqlite_plan(store.engine, statement) for statement in statements[-3:])
+        assert "ix_pair_results_dataset_model" in count and "SCAN" not in count, count
+        assert "ix_pair_results_dataset_model_cscore" in ids and "TEMP B-TREE FOR ORDER BY" not in ids, ids
+        assert "SCAN" not in rows, rows
+
+    ingest(store, "lfw", synthetic_lfw, "syn2", "aligned", progress=False)
+    with store.transaction() as session:
+        model = find_model(session, "fake")
+        first, second = find_dataset(session, "syn"), find_dataset(session, "syn2")
+        second_pairs = session.scalars(select(Pair.id).where(Pair.dataset_id == second.id).order_by(Pair.position))
+        distances = distance_table(session, first, model).distances + 1e-3
+        add_distances(session, second, model, list(second_pairs), distances)
+        score_dataset(session, second, model, cscore_bins=400)
+    with store.sessions() as session, recorded_sql(store.engine) as statements:
+        page = query_pairs(session, PairQuery(sort="cscore", descending=True, per_page=30))
+    with store.sessions() as session:
+        everything = query_pairs(session, PairQuery(sort="cscore", descending=True, per_page=400))
+    assert page.total == everything.total == 400 and {r.dataset for r in everything.rows} == {"syn", "syn2"}
+    cscores = [r.cscore for r in everything.rows]
+    assert cscores == sorted(cscores, reverse=True) and page.rows == everything.rows[:30]
+    if sqlite:
+        count, ids, _ = (sqlite_plan(store.engine, statement) for statement in statements[-3:])
+        assert "ix_pair_results_model_cscore" in count and "SCAN" not in count, count
+        assert "ix_pair_results_model_cscore" in ids and "TEMP B-TREE FOR ORDER BY" not in ids, ids
 
 
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        (PairQuery(dataset="syn", sort="colour"), "cannot sort"),
+        (PairQuery(dataset="syn", sort="colour"), "cannot sort"),  # type: ignore[arg-type]
         (PairQuery(dataset="syn", per_page=0), "per_page"),
-        (PairQuery(dataset="syn", correct=True), "needs a model"),
         (PairQuery(dataset="nope"), "no dataset named 'nope'"),
         (PairQuery(dataset="syn", model="nope"), "no model named 'nope'"),
     ],

@@ -1,4 +1,7 @@
-"""The REST API and the pages, in-process: every endpoint, good and bad input (4xx, never 5xx)."""
+"""The REST API and the pages, in-process: every endpoint, good and bad input (4xx, never 5xx).
+
+The pair table (explorer, filters, sorting, paging, previous/next) and the reviews run on SQLite
+and on PostgreSQL (``any_client``); the rest, which does not depend on the database, on SQLite."""
 
 from __future__ import annotations
 
@@ -11,21 +14,27 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from tests.conftest import lfw_image
-from tests.test_web_fixtures import TINY, WebStore, web_store  # noqa: F401 - the fixture
+from tests.test_web_fixtures import TINY, WebStore, backend_store, web_store  # noqa: F401 - the fixtures
 from xfv.store.models import Image
+from xfv.store.repository import SORT_COLUMNS
 from xfv.web import create_app
-from xfv.web.filters import SORT_COLUMNS, ExplorerQuery
-from xfv.web.queries import explorer_page
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture(scope="module")
 def client(web_store: WebStore) -> Iterator[TestClient]:  # noqa: F811
+    """The app on the SQLite fixture store."""
     with TestClient(create_app(web_store.store, occlusion=TINY)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def any_client(backend_store: WebStore) -> Iterator[TestClient]:  # noqa: F811
+    """The app on the fixture store of each backend (SQLite, PostgreSQL)."""
+    with TestClient(create_app(backend_store.store, occlusion=TINY)) as test_client:
         yield test_client
 
 
@@ -64,9 +73,9 @@ def test_pages_render_with_local_assets_only(client: TestClient, path: str) -> N
         assert client.get(asset).status_code == 200, asset
 
 
-def test_viewer_page_links_previous_and_next_in_the_explorer_order(client: TestClient) -> None:
-    ordered = [r["pair_id"] for r in rows(client, sort="cscore", order="desc")]
-    page = client.get(f"/pairs/{ordered[1]}", params={"sort": "cscore", "order": "desc", "i": 1})
+def test_viewer_page_links_previous_and_next_in_the_explorer_order(any_client: TestClient) -> None:
+    ordered = [r["pair_id"] for r in rows(any_client, sort="cscore", order="desc")]
+    page = any_client.get(f"/pairs/{ordered[1]}", params={"sort": "cscore", "order": "desc", "i": 1})
     assert page.status_code == 200
     previous, following = (
         re.findall(rf'id="{link}" href="([^"]+)"', page.text)[0].replace("&amp;", "&")
@@ -76,8 +85,8 @@ def test_viewer_page_links_previous_and_next_in_the_explorer_order(client: TestC
     assert following.startswith(f"/pairs/{ordered[2]}?") and "i=2" in following
 
 
-def test_explorer_page_keeps_its_state_in_links(client: TestClient) -> None:
-    page = client.get("/explorer", params={"outcome": "wrong", "sort": "cscore", "per_page": 25}).text
+def test_explorer_page_keeps_its_state_in_links(any_client: TestClient) -> None:
+    page = any_client.get("/explorer", params={"outcome": "wrong", "sort": "cscore", "per_page": 25}).text
     assert 'name="sort" value="cscore"' in page
     sort_links = [href.replace("&amp;", "&") for href in re.findall(r'<a href="([^"]+)" data-sort=', page)]
     assert len(sort_links) == 12
@@ -118,18 +127,18 @@ def test_openapi_lists_every_endpoint(client: TestClient) -> None:
 # --- the store -------------------------------------------------------------------------------------
 
 
-def test_stats_and_models(client: TestClient, web_store: WebStore) -> None:  # noqa: F811
-    stats = client.get("/api/stats").json()
-    assert stats["pairs"] == len(web_store.pair_ids)
+def test_stats_and_models(any_client: TestClient, backend_store: WebStore) -> None:  # noqa: F811
+    stats = any_client.get("/api/stats").json()
+    assert stats["pairs"] == len(backend_store.pair_ids)
     assert [m["model"] for m in stats["datasets"][0]["models"]] == ["dlib", "other-net"]
-    assert stats["example_pair"] in web_store.with_maps
-    models = client.get("/api/models").json()
+    assert stats["example_pair"] in backend_store.with_maps
+    models = any_client.get("/api/models").json()
     assert models["stored"] == ["dlib", "other-net"]
     assert models["occlusion"]["occlusions"] == TINY.count
 
 
-def test_wrong_decisions_sorted_by_cscore(client: TestClient) -> None:
-    found = rows(client, outcome="wrong", sort="cscore")
+def test_wrong_decisions_sorted_by_cscore(any_client: TestClient) -> None:
+    found = rows(any_client, outcome="wrong", sort="cscore")
     assert found and all(r["correct"] is False for r in found)
     scores = [r["cscore"] for r in found]
     assert scores == sorted(scores)
@@ -137,39 +146,39 @@ def test_wrong_decisions_sorted_by_cscore(client: TestClient) -> None:
 
 @pytest.mark.parametrize("column", SORT_COLUMNS)
 @pytest.mark.parametrize("order", ["asc", "desc"])
-def test_every_column_sorts(client: TestClient, column: str, order: str) -> None:
+def test_every_column_sorts(any_client: TestClient, column: str, order: str) -> None:
     key = {"label": "same", "prediction": "predicted_same", "position": "pair_id"}.get(column, column)
-    values = [r[key] for r in rows(client, sort=column, order=order)]
+    values = [r[key] for r in rows(any_client, sort=column, order=order)]
     assert values == sorted(values, reverse=order == "desc")
 
 
-def test_filters(client: TestClient) -> None:
-    everything = rows(client)
+def test_filters(any_client: TestClient) -> None:
+    everything = rows(any_client)
     assert len(everything) == 36
-    assert all(r["same"] for r in rows(client, label="same"))
-    assert all(not r["predicted_same"] for r in rows(client, prediction="different"))
-    assert {r["fold"] for r in rows(client, fold=1)} == {1}
-    bush = rows(client, identity="zaKAYev")
+    assert all(r["same"] for r in rows(any_client, label="same"))
+    assert all(not r["predicted_same"] for r in rows(any_client, prediction="different"))
+    assert {r["fold"] for r in rows(any_client, fold=1)} == {1}
+    bush = rows(any_client, identity="zaKAYev")
     assert bush and all("Zakayev" in r["identity1"] + r["identity2"] for r in bush)
-    within = rows(client, cscore_min=0.9, cscore_max=0.99)
+    within = rows(any_client, cscore_min=0.9, cscore_max=0.99)
     assert within and all(0.9 <= r["cscore"] <= 0.99 for r in within)
-    good = rows(client, quality_min=0.5)
+    good = rows(any_client, quality_min=0.5)
     assert good and all(min(r["quality1"], r["quality2"]) >= 0.5 for r in good)
-    assert len(rows(client, model="other-net")) == 18
-    assert len(rows(client, dataset="lfw")) == 36
+    assert len(rows(any_client, model="other-net")) == 18
+    assert len(rows(any_client, dataset="lfw")) == 36
 
 
-def test_pagination(client: TestClient) -> None:
-    first = client.get("/api/pairs", params={"per_page": 10, "sort": "distance"}).json()
-    third = client.get("/api/pairs", params={"per_page": 10, "sort": "distance", "page": 4}).json()
+def test_pagination(any_client: TestClient) -> None:
+    first = any_client.get("/api/pairs", params={"per_page": 10, "sort": "distance"}).json()
+    third = any_client.get("/api/pairs", params={"per_page": 10, "sort": "distance", "page": 4}).json()
     assert first["total"] == 36 and first["pages"] == 4
     assert len(first["rows"]) == 10 and len(third["rows"]) == 6
     all_ids = [
         r["pair_id"]
         for page in range(1, 5)
-        for r in client.get("/api/pairs", params={"per_page": 10, "sort": "distance", "page": page}).json()["rows"]
+        for r in any_client.get("/api/pairs", params={"per_page": 10, "sort": "distance", "page": page}).json()["rows"]
     ]
-    assert sorted(all_ids) == sorted(r["pair_id"] for r in rows(client))
+    assert sorted(all_ids) == sorted(r["pair_id"] for r in rows(any_client))
 
 
 @pytest.mark.parametrize(
@@ -189,29 +198,30 @@ def test_pagination(client: TestClient) -> None:
         ({"model": "nope"}, 400),
     ],
 )
-def test_bad_filter_values(client: TestClient, params: dict[str, Any], status: int) -> None:
-    response = client.get("/api/pairs", params=params)
+def test_bad_filter_values(any_client: TestClient, params: dict[str, Any], status: int) -> None:
+    response = any_client.get("/api/pairs", params=params)
     assert response.status_code == status
     assert isinstance(response.json()["detail"], str) and response.json()["detail"]
 
 
-def test_pair_detail_and_neighbours(client: TestClient, web_store: WebStore) -> None:  # noqa: F811
-    pair_id = web_store.with_maps[0]
-    body = client.get(f"/api/pairs/{pair_id}").json()
+def test_pair_detail_and_neighbours(any_client: TestClient, backend_store: WebStore) -> None:  # noqa: F811
+    pair_id = backend_store.with_maps[0]
+    body = any_client.get(f"/api/pairs/{pair_id}").json()
     assert [r["model"] for r in body["pair"]["results"]] == ["dlib", "other-net"]
     assert body["pair"]["xmaps"][0]["methods"] == [1, 2, 3]
     assert body["server_setting"] == TINY.cache_key()
-    ordered = [r["pair_id"] for r in rows(client, sort="distance")]
+    ordered = [r["pair_id"] for r in rows(any_client, sort="distance")]
     middle = ordered[5]
     for index in (5, None, 17):  # right hint, no hint, stale hint
         params = {"sort": "distance"} | ({"index": index} if index is not None else {})
-        around = client.get(f"/api/pairs/{middle}/neighbours", params=params).json()
+        around = any_client.get(f"/api/pairs/{middle}/neighbours", params=params).json()
         assert (around["index"], around["previous"], around["next"]) == (5, ordered[4], ordered[6])
-    filtered_out = client.get(f"/api/pairs/{web_store.pair_ids[0]}/neighbours", params={"label": "different"}).json()
+    first = backend_store.pair_ids[0]
+    filtered_out = any_client.get(f"/api/pairs/{first}/neighbours", params={"label": "different"}).json()
     assert filtered_out["index"] is None
-    assert client.get("/api/pairs/999999").status_code == 404
-    assert client.get("/api/pairs/999999/neighbours").status_code == 404
-    assert client.get("/api/pairs/abc").status_code == 422
+    assert any_client.get("/api/pairs/999999").status_code == 404
+    assert any_client.get("/api/pairs/999999/neighbours").status_code == 404
+    assert any_client.get("/api/pairs/abc").status_code == 422
 
 
 def test_xmap_images_differ_by_method_patch_and_display(client: TestClient, web_store: WebStore) -> None:  # noqa: F811
@@ -326,30 +336,6 @@ def test_image_rows_pointing_outside_their_root_are_not_served(client: TestClien
     assert response.status_code == 404 and b"root:" not in response.content
 
 
-def test_explorer_sql_walks_the_cscore_index(web_store: WebStore) -> None:  # noqa: F811
-    statements: list[tuple[str, Any]] = []
-
-    def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        statements.append((statement, parameters))
-
-    engine = web_store.store.engine
-    event.listen(engine, "before_cursor_execute", remember)
-    try:
-        with web_store.store.sessions() as session:
-            statements.clear()
-            explorer_page(session, ExplorerQuery(dataset="lfw", model="dlib", sort="cscore", outcome="wrong"))
-    finally:
-        event.remove(engine, "before_cursor_execute", remember)
-    with engine.connect() as connection:
-        count, page, rows = (
-            "\n".join(row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, tuple(params)))
-            for sql, params in statements[-3:]
-        )
-    assert "ix_pair_results_dataset_model" in count and "SCAN" not in count, count
-    assert "ix_pair_results_dataset_model_cscore" in page and "TEMP B-TREE FOR ORDER BY" not in page, page
-    assert "SCAN" not in rows, rows
-
-
 # --- your own pair -------------------------------------------------------------------------------------
 
 
@@ -428,21 +414,21 @@ def test_oversized_uploads_are_refused(web_store: WebStore, monkeypatch: pytest.
 # --- reviews ------------------------------------------------------------------------------------------
 
 
-def test_review_queue_and_recording(client: TestClient, web_store: WebStore) -> None:  # noqa: F811
-    queue = client.get("/api/reviews", params={"max_cscore": 0.999, "per_page": 100}).json()
+def test_review_queue_and_recording(any_client: TestClient, backend_store: WebStore) -> None:  # noqa: F811
+    queue = any_client.get("/api/reviews", params={"max_cscore": 0.999, "per_page": 100}).json()
     scores = [item["row"]["cscore"] for item in queue["items"]]
     assert queue["model"] == "dlib" and scores == sorted(scores) and all(s <= 0.999 for s in scores)
     pair_id = queue["items"][0]["row"]["pair_id"]
-    saved = client.post(
+    saved = any_client.post(
         "/api/reviews",
         json={"pair_id": pair_id, "model": "dlib", "verdict": "disagree", "comment": " looks off ", "reviewer": "ana"},
     )
     assert saved.status_code == 201 and saved.json()["comment"] == "looks off"
-    assert client.get(f"/api/pairs/{pair_id}/reviews").json()[0]["verdict"] == "disagree"
-    again = client.get("/api/reviews", params={"max_cscore": 0.999, "per_page": 100}).json()
+    assert any_client.get(f"/api/pairs/{pair_id}/reviews").json()[0]["verdict"] == "disagree"
+    again = any_client.get("/api/reviews", params={"max_cscore": 0.999, "per_page": 100}).json()
     item = next(i for i in again["items"] if i["row"]["pair_id"] == pair_id)
     assert item["latest"]["verdict"] == "disagree" and item["reviews"] == 1
-    assert "looks off" in client.get("/review", params={"max_cscore": 0.999}).text
+    assert "looks off" in any_client.get("/review", params={"max_cscore": 0.999}).text
 
 
 @pytest.mark.parametrize(
@@ -456,12 +442,17 @@ def test_review_queue_and_recording(client: TestClient, web_store: WebStore) -> 
         ({"model": "dlib", "verdict": "agree"}, 422),
     ],
 )
-def test_bad_reviews(client: TestClient, web_store: WebStore, body: dict[str, Any], status: int) -> None:  # noqa: F811
-    ids = {"{first}": web_store.pair_ids[0], "{odd}": web_store.pair_ids[1]}
+def test_bad_reviews(
+    any_client: TestClient,
+    backend_store: WebStore,  # noqa: F811
+    body: dict[str, Any],
+    status: int,
+) -> None:
+    ids = {"{first}": backend_store.pair_ids[0], "{odd}": backend_store.pair_ids[1]}
     body = {key: ids.get(value, value) if isinstance(value, str) else value for key, value in body.items()}
-    assert client.post("/api/reviews", json=body).status_code == status
-    assert client.get("/api/reviews", params={"max_cscore": 3}).status_code == 422
-    assert client.get("/api/pairs/999999/reviews").status_code == 404
+    assert any_client.post("/api/reviews", json=body).status_code == status
+    assert any_client.get("/api/reviews", params={"max_cscore": 3}).status_code == 422
+    assert any_client.get("/api/pairs/999999/reviews").status_code == 404
 
 
 def test_serve_command_parses() -> None:

@@ -4,7 +4,7 @@ Distances, C-Scores and stored X-Maps are made up (deterministic, seed 0) so the
 model run to fill the store; the on-demand X-Map and upload tests run the real ``dlib`` model
 with a tiny occlusion setting (:data:`TINY`: one 28-pixel patch, stride 40, 9 occlusions per face).
 No test module here: this file only holds fixtures and helpers shared by ``test_web_api.py`` and
-``test_browser.py``.
+``test_browser.py``: ``web_store`` (SQLite) and ``backend_store`` (SQLite, then PostgreSQL).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import insert
 
 from tests.conftest import LFW_ROOT
+from tests.pg import PgServer
 from xfv.datasets import read_protocol
 from xfv.method.cscore import CScoreCalibrator
 from xfv.method.occlusion import OcclusionSettings
@@ -69,10 +70,10 @@ def _cscore(distance: float) -> float:
     return float(0.5 + 0.5 * np.tanh(abs(distance - THRESHOLD) * 40))
 
 
-def build_web_store(folder: Path) -> WebStore:
-    """A store with LFW pairs of folds 0 and 1, results of ``dlib`` (and of a second model for
-    some pairs), a stored C-Score calibration, and synthetic X-Maps of the first two pairs."""
-    url = f"sqlite:///{folder / 'web.sqlite'}"
+def build_web_store(url: str) -> WebStore:
+    """A store at ``url`` (empty) with LFW pairs of folds 0 and 1, results of ``dlib`` (and of a
+    second model for some pairs), a stored C-Score calibration, and synthetic X-Maps of the first
+    two pairs."""
     store = open_store(url)
     lfw = read_protocol("lfw", LFW_ROOT)
     chosen = [
@@ -192,7 +193,22 @@ def _result(pair: Pair, dataset: Dataset, model: Model, distance: float) -> dict
 
 @pytest.fixture(scope="module")
 def web_store(tmp_path_factory: pytest.TempPathFactory, lfw_root: Path) -> Iterator[WebStore]:
-    """The fixture store, built once per test module."""
-    built = build_web_store(tmp_path_factory.mktemp("web-store"))
+    """The fixture store in SQLite, built once per test module."""
+    built = build_web_store(f"sqlite:///{tmp_path_factory.mktemp('web-store') / 'web.sqlite'}")
     yield built
     built.store.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def backend_store(request: pytest.FixtureRequest, lfw_root: Path) -> Iterator[WebStore]:
+    """The fixture store on each backend: the module's SQLite one, then one in a database of the
+    test session's PostgreSQL server (:mod:`tests.pg`)."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("web_store")
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    database = server.create_database()
+    built = build_web_store(server.url(database))
+    yield built
+    built.store.close()
+    server.drop_database(database)

@@ -156,8 +156,8 @@ def calibration_report(
     """Score C-Score, Platt and isotonic out of fold (10-fold protocol) and write the figures to ``out_dir``.
 
     Every fold is decided at its protocol threshold and scored by calibrators fitted on the other folds.
-    Returns a JSON-ready dict: one metrics dict per method, the fold thresholds and C-Score parameters,
-    and the paths of the figures.
+    Returns a JSON-ready dict: one metrics dict per method, the fold thresholds, the range of the
+    C-Scores and their parameters per fold, and the paths of the figures.
     """
     d, same = check_pairs(distances, labels)
     folds = np.asarray(folds)
@@ -186,6 +186,7 @@ def calibration_report(
         "cscore_bins": bins,
         **{name: calibration_metrics(result, same) for name, result in results.items()},
         "thresholds": [float(t) for t in thresholds],
+        "cscore_range": [float(results["cscore"].confidence.min()), float(results["cscore"].confidence.max())],
         "cscore_folds": cscore_folds,
         "figures": {name: str(path) for name, path in figures.items()},
     }

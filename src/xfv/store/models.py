@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -132,6 +133,9 @@ class PairResult(Base):
         Index("ix_pair_results_dataset_model_distance", "dataset_id", "model_id", "distance"),
         Index("ix_pair_results_dataset_model_cscore", "dataset_id", "model_id", "cscore"),
         Index("ix_pair_results_dataset_model_correct", "dataset_id", "model_id", "correct"),
+        # For the pair table over every dataset of a store holding several.
+        Index("ix_pair_results_model_distance", "model_id", "distance"),
+        Index("ix_pair_results_model_cscore", "model_id", "cscore"),
     )
 
     pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"), primary_key=True)
@@ -230,3 +234,22 @@ class JobChunk(Base):
     worker: Mapped[str | None] = mapped_column(String(200))
     seconds: Mapped[float | None] = mapped_column(Float)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Review(Base):
+    """A person's verdict on a model's decision for a pair (the web platform's review queue):
+    ``agree`` or ``disagree``, with a comment and the reviewer's name (both may be empty)."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        CheckConstraint("verdict IN ('agree', 'disagree')", name="verdict"),
+        Index("ix_reviews_model_pair", "model_id", "pair_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    verdict: Mapped[str] = mapped_column(String(10))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    reviewer: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

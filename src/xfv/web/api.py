@@ -17,21 +17,10 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from xfv.faces import load_image
+from xfv.store.repository import Neighbours, PairRow, pair_neighbours, query_pairs
 from xfv.web.filters import ExplorerQuery
 from xfv.web.jobs import Job
-from xfv.web.queries import (
-    ExplorerRow,
-    Neighbours,
-    Overview,
-    PairDetail,
-    explorer_page,
-    get_pair,
-    image_file,
-    model_names,
-    neighbours,
-    overview,
-    pair_detail,
-)
+from xfv.web.queries import Overview, PairDetail, get_pair, image_file, model_names, overview, pair_detail
 from xfv.web.render import Display, jpeg, png, thumbnail
 from xfv.web.reviews import QueueItem, ReviewRecord, Verdict, add_review, pair_reviews, review_queue
 from xfv.web.services import ServicesDep, SessionDep
@@ -63,7 +52,7 @@ class PairListOut(BaseModel):
     per_page: int
     pages: int
     model: str | None = Field(description="the model whose results the rows show")
-    rows: list[ExplorerRow]
+    rows: list[PairRow]
 
 
 class PairOut(BaseModel):
@@ -184,9 +173,9 @@ def models(services: ServicesDep, session: SessionDep) -> ModelsOut:
 
 @router.get("/pairs", summary="List pairs: filter, sort and page the pair table", responses={400: {"model": ErrorOut}})
 def list_pairs(session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> PairListOut:
-    page = explorer_page(session, q)
+    table = query_pairs(session, q.pair_query())
     return PairListOut(
-        total=page.total, page=q.page, per_page=q.per_page, pages=page.pages, model=page.model, rows=page.rows
+        total=table.total, page=q.page, per_page=q.per_page, pages=table.pages, model=table.model, rows=table.rows
     )
 
 
@@ -211,7 +200,7 @@ def get_neighbours(
     index: Annotated[int | None, Query(ge=0, description="the row's index in that order, if known")] = None,
 ) -> Neighbours:
     pair_detail(session, pair_id)
-    return neighbours(session, q, pair_id, index)
+    return pair_neighbours(session, q.pair_query(), pair_id, index)
 
 
 @router.get(
@@ -412,9 +401,11 @@ def get_queue(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> QueueOut:
-    queue = review_queue(session, max_cscore, ExplorerQuery(dataset=dataset, model=model, page=page, per_page=per_page))
-    p = queue.page
-    return QueueOut(model=p.model, max_cscore=max_cscore, total=p.total, page=page, pages=p.pages, items=queue.items)
+    queue = review_queue(session, max_cscore, dataset or None, model or None, page, per_page)
+    table = queue.page
+    return QueueOut(
+        model=table.model, max_cscore=max_cscore, total=table.total, page=page, pages=table.pages, items=queue.items
+    )
 
 
 @router.post(

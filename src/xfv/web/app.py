@@ -1,9 +1,9 @@
 """The FastAPI application: pages, the REST API, static assets and error answers.
 
-``create_app()`` opens the store at ``get_settings().database_url`` (migrating it), creates the
-web layer's own table and wires everything; ``xfv serve`` runs it with uvicorn. Every asset is
-served from this package (and Swagger UI's from the ``swagger-ui-bundle-v2`` package), so the
-platform works with no internet access.
+``create_app()`` opens the store at ``get_settings().database_url`` (migrating it) and wires
+everything; ``xfv serve`` runs it with uvicorn. Every asset is served from this package (and
+Swagger UI's from the ``swagger-ui-bundle-v2`` package), so the platform works with no internet
+access.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from xfv.method.occlusion import OcclusionSettings
 from xfv.store import Store, open_store
 from xfv.web import api, pages
 from xfv.web.errors import status_for
-from xfv.web.reviews import create_tables
 from xfv.web.services import Services
 from xfv.web.templating import templates
 from xfv.web.uploads import human_size
@@ -120,7 +119,6 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
     settings = get_settings()
     own_store = store is None
     store = store or open_store()
-    create_tables(store.engine)
     services = Services.build(
         store, occlusion or OcclusionSettings(), settings.default_model, settings.max_upload_bytes
     )

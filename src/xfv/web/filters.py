@@ -2,7 +2,9 @@
 
 One pydantic model serves the explorer page, the ``/api/pairs`` endpoint and the viewer's
 previous/next links, so a shared URL means the same table everywhere. Empty form fields (a GET
-form sends ``correct=`` for "any") read as "no filter".
+form sends ``correct=`` for "any") read as "no filter". :meth:`ExplorerQuery.pair_query` turns
+the URL's words (``label=same``, ``outcome=wrong``, ``order=desc``) into the store's
+:class:`~xfv.store.repository.PairQuery`.
 """
 
 from __future__ import annotations
@@ -13,37 +15,8 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-#: Columns the table can be sorted by; ``position`` is the protocol order (dataset, then line).
-SORT_COLUMNS = (
-    "position",
-    "dataset",
-    "fold",
-    "identity1",
-    "identity2",
-    "label",
-    "quality1",
-    "quality2",
-    "distance",
-    "threshold",
-    "prediction",
-    "correct",
-    "cscore",
-)
-SortColumn = Literal[
-    "position",
-    "dataset",
-    "fold",
-    "identity1",
-    "identity2",
-    "label",
-    "quality1",
-    "quality2",
-    "distance",
-    "threshold",
-    "prediction",
-    "correct",
-    "cscore",
-]
+from xfv.store.repository import PairQuery, SortColumn
+
 PAGE_SIZES = (25, 50, 100, 200)
 
 
@@ -88,16 +61,24 @@ class ExplorerQuery(BaseModel):
                 raise ValueError(f"{low} ({a}) is above {high} ({b})")
         return self
 
-    @property
-    def needs_results(self) -> bool:
-        """Whether a filter or the sort reads a model's results."""
-        result_filters = (self.prediction, self.outcome, self.cscore_min, self.cscore_max)
-        return any(v is not None for v in result_filters) or self.sort in (
-            "distance",
-            "threshold",
-            "prediction",
-            "correct",
-            "cscore",
+    def pair_query(self) -> PairQuery:
+        """This state as the store's query of the pair table."""
+        return PairQuery(
+            dataset=self.dataset,
+            model=self.model,
+            fold=self.fold,
+            same=None if self.label is None else self.label == "same",
+            predicted_same=None if self.prediction is None else self.prediction == "same",
+            correct=None if self.outcome is None else self.outcome == "correct",
+            identity=self.identity,
+            min_cscore=self.cscore_min,
+            max_cscore=self.cscore_max,
+            min_quality=self.quality_min,
+            max_quality=self.quality_max,
+            sort=self.sort,
+            descending=self.order == "desc",
+            page=self.page,
+            per_page=self.per_page,
         )
 
     def params(self, **changes: Any) -> dict[str, str]:

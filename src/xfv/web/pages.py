@@ -12,17 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from xfv.store.repository import default_model, pair_neighbours, query_pairs
 from xfv.web.filters import PAGE_SIZES, ExplorerQuery
-from xfv.web.queries import (
-    dataset_names,
-    default_model,
-    explorer_page,
-    model_names,
-    neighbours,
-    overview,
-    pair_detail,
-    results_by_pair,
-)
+from xfv.web.queries import dataset_names, model_names, overview, pair_detail, results_by_pair
 from xfv.web.reviews import pair_reviews, review_queue
 from xfv.web.services import ServicesDep, SessionDep
 from xfv.web.templating import templates
@@ -66,7 +58,7 @@ def landing(request: Request, services: ServicesDep, session: SessionDep) -> HTM
 
 @router.get("/explorer", response_class=HTMLResponse)
 def explorer(request: Request, session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> HTMLResponse:
-    page = explorer_page(session, q)
+    page = query_pairs(session, q.pair_query())
     models = model_names(session)
     others = results_by_pair(session, [row.pair_id for row in page.rows]) if len(models) > 1 else {}
     return _page(
@@ -92,7 +84,7 @@ def viewer(
     i: Annotated[int | None, Query(ge=0, description="row index in the explorer's order")] = None,
 ) -> HTMLResponse:
     detail = pair_detail(session, pair_id)
-    around = neighbours(session, q, pair_id, i)
+    around = pair_neighbours(session, q.pair_query(), pair_id, i)
     models = list(dict.fromkeys([r.model for r in detail.results] + [m.model for m in detail.xmaps]))
     table_model = q.model or (m.name if (m := default_model(session, None)) else None)
     model = table_model if table_model in models else (models[0] if models else None)
@@ -139,7 +131,7 @@ def review(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> HTMLResponse:
     q = ExplorerQuery(dataset=dataset or None, model=model or None, page=page, per_page=10)
-    queue = review_queue(session, max_cscore, q)
+    queue = review_queue(session, max_cscore, q.dataset, q.model, q.page, q.per_page)
     return _page(request, "review.html", queue=queue, q=q, datasets=dataset_names(session), models=model_names(session))
 
 
