@@ -290,9 +290,12 @@ def report(
 
 
 def prepare_store(args: argparse.Namespace, home: Path) -> tuple[str, str]:
-    """The store's URL and how it was made: the one given, or a synthetic fill under ``home``."""
+    """The store's URL and what it is: the one given (named without its password), or a synthetic
+    fill under ``home``."""
     if args.store:
-        return args.store, "given"
+        from xfv.store.engine import describe_url, normalise_url
+
+        return args.store, describe_url(normalise_url(args.store))
     if not (args.lfw / "pairs.txt").is_file():
         raise SystemExit(f"LFW not found at {args.lfw} (pass --lfw DIR or --store URL)")
     url, store = f"sqlite:///{home / 'load.sqlite'}", f"synthetic LFW fill x{args.copies}"

@@ -5,12 +5,15 @@ and on PostgreSQL (``any_client``); the rest, which does not depend on the datab
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -453,6 +456,26 @@ def test_bad_reviews(
     assert any_client.post("/api/reviews", json=body).status_code == status
     assert any_client.get("/api/reviews", params={"max_cscore": 3}).status_code == 422
     assert any_client.get("/api/pairs/999999/reviews").status_code == 404
+
+
+def test_a_burst_of_requests_never_waits_for_the_connection_pool(web_store: WebStore) -> None:  # noqa: F811
+    """A request keeps its pooled connection until its answer is serialised on a worker thread. With
+    a bounded pool and few threads, requests waiting for a connection (holding every thread) and
+    answers waiting for a thread (holding every connection) blocked each other until the pool timed
+    out; the store's pool never makes a request wait."""
+    app = create_app(web_store.store, occlusion=TINY)
+    paths = [f"/api/pairs/{pair_id}" for pair_id in web_store.pair_ids] + ["/api/pairs?sort=cscore"] * 10
+
+    async def burst() -> list[int]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 2  # this event loop only
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://xfv") as client:
+            with anyio.move_on_after(20):
+                responses = await asyncio.gather(*(client.get(path) for path in paths))
+                return [response.status_code for response in responses]
+        pytest.fail("requests still waiting after 20 s: they blocked each other on the connection pool")
+
+    assert asyncio.run(burst()) == [200] * len(paths)
 
 
 def test_serve_command_parses() -> None:

@@ -24,6 +24,13 @@ from xfv.errors import XfvError
 
 #: SQLite waits this long for another writer (another xfv process) before giving up.
 SQLITE_BUSY_TIMEOUT_S = 60
+#: Connections kept open for reuse. Beyond these the pool opens more on demand and never makes a
+#: caller wait (``max_overflow=-1``): the web server's threads hold a connection from their first
+#: query until FastAPI has serialised the answer, which itself needs a free thread, so with a
+#: bounded pool, requests waiting for a connection (holding every thread) and answers waiting for a
+#: thread (holding every connection) would block each other until the pool timed out. The number of
+#: open connections is thus bounded by the requests in flight.
+POOL_SIZE = 5
 
 
 class StoreError(XfvError):
@@ -58,16 +65,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_store_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get their folder created and safe pragmas."""
+    """An engine for ``url`` whose pool never blocks (see :data:`POOL_SIZE`); SQLite files get
+    their folder created and safe pragmas."""
     parsed = normalise_url(url)
     try:
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+            engine = create_engine(
+                parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, pool_size=POOL_SIZE, max_overflow=-1
+            )
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=-1)
     except NoSuchModuleError:
         raise StoreError(f"no database driver for {describe_url(parsed)}: use sqlite:// or postgresql://") from None
     except ImportError as exc:

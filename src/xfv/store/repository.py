@@ -21,15 +21,14 @@ Tables (ORM classes in :mod:`xfv.store.models`, migrations in ``xfv/store/migrat
   milliseconds.
 - ``jobs`` and ``job_chunks``: batch computations, their chunks and progress
   (:mod:`xfv.store.jobs`).
-
 - ``reviews``: a person's verdict (agree/disagree, comment) on a model's decision for a pair,
   recorded from the web platform's review queue.
 
-The pair table is :func:`query_pairs` (filters, sorting by any column, pagination), the one query
+The pair table is :func:`query_pairs` (filters, sorting by any column, pagination): the one query
 behind the web explorer, the API's pair list and the review queue; :func:`pair_neighbours` walks
-its order and :func:`result_rows` exports it. Indexes on ``pairs (dataset_id, position | fold |
-same)`` and ``pair_results ([dataset_id,] model_id, distance | cscore)`` and ``pair_results
-(dataset_id, model_id, correct)`` keep it fast on 30,000+ pairs.
+its order and :func:`result_rows` exports it. The indexes ``pairs (dataset_id, position | fold |
+same)``, ``pair_results (dataset_id, model_id, distance | cscore | correct)`` and, for every
+dataset at once, ``pair_results (model_id, distance | cscore)`` keep it fast on 30,000+ pairs.
 """
 
 from __future__ import annotations

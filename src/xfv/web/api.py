@@ -401,7 +401,9 @@ def get_queue(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> QueueOut:
-    queue = review_queue(session, max_cscore, dataset or None, model or None, page, per_page)
+    queue = review_queue(
+        session, max_cscore, dataset=dataset or None, model=model or None, page=page, per_page=per_page
+    )
     table = queue.page
     return QueueOut(
         model=table.model, max_cscore=max_cscore, total=table.total, page=page, pages=table.pages, items=queue.items

@@ -125,9 +125,6 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        import os, anyio.to_thread
-        if os.environ.get("XFV_EXP_THREADS"):
-            anyio.to_thread.current_default_thread_limiter().total_tokens = int(os.environ["XFV_EXP_THREADS"])
         yield
         services.jobs.shutdown()
         if own_store:

@@ -131,7 +131,7 @@ def review(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> HTMLResponse:
     q = ExplorerQuery(dataset=dataset or None, model=model or None, page=page, per_page=10)
-    queue = review_queue(session, max_cscore, q.dataset, q.model, q.page, q.per_page)
+    queue = review_queue(session, max_cscore, dataset=q.dataset, model=q.model, page=q.page, per_page=q.per_page)
     return _page(request, "review.html", queue=queue, q=q, datasets=dataset_names(session), models=model_names(session))
 
 

@@ -87,7 +87,13 @@ class ReviewQueue:
 
 
 def review_queue(
-    session: Session, max_cscore: float, dataset: str | None, model: str | None, page: int, per_page: int
+    session: Session,
+    max_cscore: float,
+    *,
+    dataset: str | None = None,
+    model: str | None = None,
+    page: int = 1,
+    per_page: int = 10,
 ) -> ReviewQueue:
     """Pairs of ``model`` (default: the first with results) on ``dataset`` (default: all) with
     C-Score <= ``max_cscore``, lowest first (an empty queue while no model has results)."""

@@ -56,8 +56,4 @@ def get_session(services: Annotated[Services, Depends(get_services)]) -> Iterato
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-#: Closed as soon as the endpoint returns (``scope="function"``), before its response is serialised
-#: and sent: a request waiting for a thread to serialise its answer must not hold a pooled
-#: connection, or requests waiting for a connection and answers waiting for a thread can block
-#: each other until the pool times out. Endpoints therefore return plain data, never ORM objects.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SessionDep = Annotated[Session, Depends(get_session)]
