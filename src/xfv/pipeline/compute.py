@@ -193,6 +193,34 @@ def _check_images(dataset: Dataset, chunks: Sequence[JobChunk], pairs: dict[int,
         )
 
 
+def _open_job(
+    session: Session,
+    key: str,
+    kind: str,
+    dataset: Dataset,
+    model: Model,
+    params: dict[str, Any],
+    plan: list[list[int]],
+    files: Sequence[PairFiles],
+) -> tuple[Job, list[JobChunk], dict[int, PairFiles]]:
+    """The job (found or created), its unfinished chunks and the pairs' files by id; missing images
+    are an error before any work (raised inside the transaction, so a new job is rolled back)."""
+    job = find_or_create_job(session, key, kind, dataset, model, params, plan)
+    chunks = pending_chunks(session, job)
+    by_id = {f.pair_id: f for f in files}
+    _check_images(dataset, chunks, by_id)
+    return job, chunks, by_id
+
+
+def _run_chunks(store: Store, run: ChunkRun[OutputT], model: Model, options: ComputeOptions, label: str) -> int:
+    """Run a job's pending chunks on the chosen executor with a progress bar; returns chunks committed."""
+    with (
+        make_executor(options.executor, options.workers, options.ray_address) as executor,
+        _progress_bar(run.job, label, options.progress) as bar,
+    ):
+        return _run(store, run, executor, model, bar)
+
+
 def _run(store: Store, run: ChunkRun[OutputT], executor: Executor, model: Model, bar: tqdm) -> int:
     """Run the chunks, committing each one's results with its done mark; returns how many this
     run committed. Any failure marks the job failed (with the reason) and propagates."""
@@ -284,10 +312,7 @@ def compute_scores(store: Store, dataset_name: str, model_name: str, options: Co
         ]
         key = job_key("scores", dataset=dataset.id, model=model.id)
         params = {"chunk_size": options.chunk_size, "input_mode": dataset.input_mode, "cscore": cscore}
-        job = find_or_create_job(session, key, "scores", dataset, model, params, plan)
-        chunks = pending_chunks(session, job)
-        by_id = {f.pair_id: f for f in files}
-        _check_images(dataset, chunks, by_id)  # an error here rolls back the new job
+        job, chunks, by_id = _open_job(session, key, "scores", dataset, model, params, plan, files)
     chunks_run = 0
     if chunks:
         run = ChunkRun(
@@ -297,11 +322,7 @@ def compute_scores(store: Store, dataset_name: str, model_name: str, options: Co
             function=run_distance_task,
             write=lambda s, chunk, out: add_distances(s, dataset, model, chunk.pair_ids, out.distances),
         )
-        with (
-            make_executor(options.executor, options.workers, options.ray_address) as executor,
-            _progress_bar(job, f"{dataset.name} x {model.name}", options.progress) as bar,
-        ):
-            chunks_run = _run(store, run, executor, model, bar)
+        chunks_run = _run_chunks(store, run, model, options, f"{dataset.name} x {model.name}")
     needs_scoring = bool(chunks) or job.status != "done" or job.params.get("cscore") != cscore
     if needs_scoring:
         accuracies = _score_job(store, job, dataset, model, cscore)
@@ -412,10 +433,7 @@ def compute_xmaps(
         plan = [todo[i : i + size] for i in range(0, len(todo), size)]
         key = job_key("xmaps", dataset=dataset.id, model=model.id, setting=setting.key, methods=methods, pairs=selected)
         params = {"selection": selection, "methods": list(methods), "setting": setting.key, "chunk_size": size}
-        job = find_or_create_job(session, key, "xmaps", dataset, model, params, plan)
-        chunks = pending_chunks(session, job)
-        by_id = {f.pair_id: f for f in files}
-        _check_images(dataset, chunks, by_id)  # an error here rolls back the new job
+        job, chunks, by_id = _open_job(session, key, "xmaps", dataset, model, params, plan, files)
     chunks_run = 0
     if chunks:
         run = ChunkRun(
@@ -435,11 +453,7 @@ def compute_xmaps(
             function=run_xmap_task,
             write=lambda s, chunk, out: add_xmaps(s, model, setting, out.records),
         )
-        with (
-            make_executor(options.executor, options.workers, options.ray_address) as executor,
-            _progress_bar(job, f"X-Maps {dataset.name} x {model.name}", options.progress) as bar,
-        ):
-            chunks_run = _run(store, run, executor, model, bar)
+        chunks_run = _run_chunks(store, run, model, options, f"X-Maps {dataset.name} x {model.name}")
     with store.transaction() as session:
         set_status(session, job, "done")
     return XMapReport(dataset.name, model.name, len(selected), sum(len(c.pair_ids) for c in chunks), chunks_run)
