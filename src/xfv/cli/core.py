@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,11 @@ import numpy as np
 from xfv.config import get_settings
 from xfv.datasets import PROTOCOL_INPUT_MODES, READERS, read_protocol
 from xfv.errors import XfvError
-from xfv.faces import INPUT_MODES
+from xfv.faces import INPUT_MODES, FaceChoice, FaceReport, parse_face_choices
 from xfv.models import available_models, get_model
-from xfv.pipeline.embeddings import embed_paths
+from xfv.pipeline.embeddings import embed_photos
 from xfv.pipeline.evaluate import evaluate
-from xfv.pipeline.verify import verify_paths
+from xfv.pipeline.verify import face_warnings, verify_paths
 
 
 def add_model_option(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +36,27 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
+def add_face_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--face",
+        default="auto",
+        metavar="CHOICE[,CHOICE...]",
+        help="which face of a photo with several: N (faces are numbered 1, 2, ... from the left), largest, "
+        "central, or auto (default: the largest, most central); one choice for all images or one per image, "
+        "e.g. --face 2,auto",
+    )
+
+
+def face_choices(args: argparse.Namespace, count: int) -> list[FaceChoice]:
+    return parse_face_choices(args.face, count)
+
+
+def print_warnings(warnings: list[str]) -> None:
+    """Warnings about the faces used, one line each on stderr (the result still goes to stdout)."""
+    for warning in warnings:
+        print(f"xfv: warning: {warning}", file=sys.stderr)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     verify = subparsers.add_parser("verify", help="same person or not: distance, threshold, decision")
     verify.add_argument("image1", type=Path)
@@ -42,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_option(verify)
     verify.add_argument("--threshold", type=float, help="cosine-distance threshold (default: the model's, from LFW)")
     verify.add_argument("--input-mode", choices=INPUT_MODES, default="detect")
+    add_face_option(verify)
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.set_defaults(func=run_verify)
 
@@ -57,6 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     embed.add_argument("images", type=Path, nargs="+")
     add_model_option(embed)
     embed.add_argument("--input-mode", choices=INPUT_MODES, default="detect")
+    add_face_option(embed)
     embed.add_argument("--out", type=Path, required=True, help="FILE.npy; a FILE.json sidecar lists images and model")
     embed.set_defaults(func=run_embed)
 
@@ -66,7 +90,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    result = verify_paths(args.image1, args.image2, get_model(model_name(args)), args.threshold, args.input_mode)
+    faces = face_choices(args, 2)
+    result = verify_paths(
+        args.image1, args.image2, get_model(model_name(args)), args.threshold, args.input_mode, (faces[0], faces[1])
+    )
+    print_warnings(result.warnings)
     if args.json:
         print_json(result.to_dict())
         return 0
@@ -94,13 +122,31 @@ def run_embed(args: argparse.Namespace) -> int:
     if args.out.suffix != ".npy":
         raise XfvError(f"{args.out}: the output must be a .npy file")
     model = get_model(model_name(args))
-    embeddings = embed_paths(args.images, model, args.input_mode, progress=True)
+    faces = face_choices(args, len(args.images))
+    embeddings, reports = embed_photos(args.images, model, args.input_mode, faces, progress=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, embeddings)
-    sidecar = {"model": model.spec.to_dict(), "input_mode": args.input_mode, "images": [str(p) for p in args.images]}
+    sidecar = {
+        "model": model.spec.to_dict(),
+        "input_mode": args.input_mode,
+        "images": [str(p) for p in args.images],
+        "faces": [report.to_dict() if report else None for report in reports],
+        "warnings": face_warnings(args.images, reports),
+    }
     args.out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    print_warnings(sidecar["warnings"])
+    describe_faces(args.images, reports)
     print(f"wrote {len(embeddings)} embeddings of size {embeddings.shape[1]} to {args.out} (+ {args.out.with_suffix('.json').name})")
     return 0
+
+
+def describe_faces(paths: list[Path], reports: list[FaceReport | None]) -> None:
+    """One line for each photo with several faces (or a face chosen by --face), then a count."""
+    shown = [(path, report) for path, report in zip(paths, reports) if report and (report.faces_found > 1 or report.choice != "auto")]
+    for path, report in shown:
+        print(f"{path}: {report.describe()}")
+    several = sum(1 for report in reports if report and report.faces_found > 1)
+    print(f"faces: {several} of {len(paths)} photos show several faces" + (" (listed above)" if shown else ""))
 
 
 def run_models(args: argparse.Namespace) -> int:

@@ -9,13 +9,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from xfv.cli.core import add_model_option, model_name, print_json
-from xfv.faces import INPUT_MODES, align_path
+from xfv.cli.core import add_face_option, add_model_option, face_choices, model_name, print_json, print_warnings
+from xfv.faces import INPUT_MODES, AlignedFace, align_photo
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import FILLS, SHAPES, OcclusionSettings
 from xfv.models import FaceModel, get_model
 from xfv.pipeline.explain import Explanation, OcclusionEngine, explain_pair
-from xfv.pipeline.verify import model_calibrator
+from xfv.pipeline.verify import face_warnings, model_calibrator
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold", type=float, help="cosine-distance threshold (default: the model's)")
     parser.add_argument("--calibration", type=Path, help="saved calibrator (JSON) for the C-Score (default: the model's)")
     parser.add_argument("--input-mode", choices=INPUT_MODES, default="detect")
+    add_face_option(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.set_defaults(func=run_explain)
 
@@ -53,7 +54,9 @@ def _calibrator(path: Path | None, model: FaceModel) -> Calibrator | None:
     return Calibrator.load(path) if path is not None else model_calibrator(model)
 
 
-def _explain(args: argparse.Namespace, model: FaceModel, calibrator: Calibrator | None) -> Explanation:
+def _explain(
+    args: argparse.Namespace, model: FaceModel, calibrator: Calibrator | None, photos: list[AlignedFace]
+) -> Explanation:
     settings = OcclusionSettings(
         patch_sizes=args.patch_sizes,
         stride=args.stride,
@@ -63,7 +66,7 @@ def _explain(args: argparse.Namespace, model: FaceModel, calibrator: Calibrator 
         edge_blur_kernel=args.edge_blur_kernel,
         noise_seed=args.noise_seed,
     )
-    faces = [align_path(path, model.spec, args.input_mode) for path in (args.image1, args.image2)]
+    faces = [photo.face for photo in photos]
     with tqdm(desc=f"X-Maps ({model.spec.name})", unit="pass") as bar:
         engine = OcclusionEngine(model, settings, progress=bar.update)
         unique = {face.tobytes(): face for face in faces}.values()
@@ -126,11 +129,20 @@ def write_outputs(explanation: Explanation, out: Path) -> list[Path]:
 
 def run_explain(args: argparse.Namespace) -> int:
     model = get_model(model_name(args))
-    explanation = _explain(args, model, _calibrator(args.calibration, model))
+    paths = [args.image1, args.image2]
+    photos = [align_photo(path, model.spec, args.input_mode, face) for path, face in zip(paths, face_choices(args, 2))]
+    reports = [photo.report for photo in photos]
+    warnings = face_warnings(paths, reports)
+    print_warnings(warnings)
+    explanation = _explain(args, model, _calibrator(args.calibration, model), photos)
     written = write_outputs(explanation, args.out)
     if args.json:
-        print_json({**explanation.summary(), "outputs": [str(path) for path in written]})
+        faces = [report.to_dict() if report else None for report in reports]
+        print_json({**explanation.summary(), "faces": faces, "warnings": warnings, "outputs": [str(path) for path in written]})
         return 0
     print(_title(explanation))
+    for path, report in zip(paths, reports):
+        if report is not None:
+            print(f"{path}: {report.describe()}")
     print(f"{explanation.forward_passes} forward passes; wrote {len(written)} files to {args.out}")
     return 0

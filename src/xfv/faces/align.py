@@ -1,8 +1,9 @@
 """Face alignment to what a model expects.
 
 Input modes:
-- ``detect``: find the face (dlib HOG, then dlib's CNN; the largest, most central face), then
-  align it from landmarks. A photo without a face is a ``NoFaceError``, never a silent crop.
+- ``detect``: find the faces (dlib HOG, then dlib's CNN), take the one ``face`` chooses (by
+  default the largest, most central: see :mod:`xfv.faces.choice`), then align it from landmarks.
+  A photo without a face is a ``NoFaceError``, never a silent crop.
 - ``lfw-funneled``: for LFW deep-funneled images (250x250), which centre the face: detect as
   above, and where no detector finds a face, use the known face box (the user asked for it by
   choosing this mode). On LFW this beats the known box alone: 98.88% against 98.52% accuracy.
@@ -23,8 +24,10 @@ import cv2
 import dlib
 import numpy as np
 
-from xfv.errors import NoFaceError, XfvError
-from xfv.faces.detect import Box, detect_faces, landmarks, pick_main_face, shape_to_array
+from xfv.errors import XfvError
+from xfv.faces.choice import FaceChoice, choose_face, order_faces
+from xfv.faces.detect import Box, detect_faces, landmarks, shape_to_array
+from xfv.faces.report import FaceReport, head_pose, quality_warnings
 from xfv.faces.io import load_image
 from xfv.models.base import ModelSpec
 
@@ -44,12 +47,14 @@ DLIB_CHIP_PADDING = 0.25
 
 @dataclass
 class AlignedFace:
-    """An aligned face and how it was found (box and landmarks in the source image)."""
+    """An aligned face and how it was found (box and landmarks in the source image, and the
+    report of all faces found; no report in ``aligned`` mode)."""
 
     face: np.ndarray
     box: Box | None
     landmarks: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
     detected: bool = False
+    report: FaceReport | None = None
 
 
 def align_face(
@@ -58,38 +63,48 @@ def align_face(
     size: int,
     mode: str = "detect",
     source: str = "image",
+    face: FaceChoice = "auto",
 ) -> AlignedFace:
-    """Align the main face of ``image`` (uint8 RGB) to ``alignment`` at ``size`` x ``size``."""
+    """Align the face ``face`` chooses in ``image`` (uint8 RGB) to ``alignment`` at ``size`` x ``size``,
+    with a report of the faces found and warnings about the chosen one."""
     if mode not in INPUT_MODES:
         raise XfvError(f"unknown input mode {mode!r}: use one of {', '.join(INPUT_MODES)}")
     if mode == "aligned":
         face = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR)
         return AlignedFace(face=face, box=None)
-    box, detected = _face_box(image, mode, source)
+    if alignment not in ("dlib", "arcface"):
+        raise XfvError(f"unknown alignment {alignment!r}: use dlib or arcface")
+    report = find_face(image, mode, source, face)
+    box, detected = report.box, report.face is not None
+    points68 = shape_to_array(landmarks(image, box, points=68))
+    report.yaw, report.roll = head_pose(points68)
+    report.warnings = quality_warnings(box, report.yaw, report.roll, image.shape)
     if alignment == "dlib":
         shape = landmarks(image, box, points=5)
         chip = dlib.get_face_chip(image, shape, size=size, padding=DLIB_CHIP_PADDING)
-        return AlignedFace(face=np.asarray(chip), box=box, landmarks=shape_to_array(shape), detected=detected)
-    if alignment == "arcface":
-        points = shape_to_array(landmarks(image, box, points=68))
-        face = _warp_to_template(image, arcface_points(points), size)
-        return AlignedFace(face=face, box=box, landmarks=points, detected=detected)
-    raise XfvError(f"unknown alignment {alignment!r}: use dlib or arcface")
+        return AlignedFace(np.asarray(chip), box, shape_to_array(shape), detected, report)
+    aligned = _warp_to_template(image, arcface_points(points68), size)
+    return AlignedFace(aligned, box, points68, detected, report)
 
 
-def align_path(path: Path | str, spec: ModelSpec, mode: str = "detect") -> np.ndarray:
-    """Read a photo and return its aligned face for the model described by ``spec``."""
-    image = load_image(path)
-    return align_face(image, spec.alignment, spec.input_size, mode, source=str(path)).face
+def align_path(path: Path | str, spec: ModelSpec, mode: str = "detect", face: FaceChoice = "auto") -> np.ndarray:
+    """Read a photo and return its chosen aligned face for the model described by ``spec``."""
+    return align_photo(path, spec, mode, face).face
 
 
-def _face_box(image: np.ndarray, mode: str, source: str) -> tuple[Box, bool]:
-    boxes = detect_faces(image)
-    if boxes:
-        return pick_main_face(boxes, image.shape), True
-    if mode == "lfw-funneled":
-        return LFW_FUNNELED_BOX, False
-    raise NoFaceError(f"{source}: no face found (dlib HOG and CNN detectors)")
+def align_photo(path: Path | str, spec: ModelSpec, mode: str = "detect", face: FaceChoice = "auto") -> AlignedFace:
+    """Read a photo and align its chosen face for ``spec``, with the report of the faces found."""
+    return align_face(load_image(path), spec.alignment, spec.input_size, mode, source=str(path), face=face)
+
+
+def find_face(image: np.ndarray, mode: str, source: str, face: FaceChoice = "auto") -> FaceReport:
+    """All faces of ``image`` (numbered left to right) and the chosen one; in ``lfw-funneled`` mode
+    LFW's known box stands in where no detector finds a face."""
+    boxes = order_faces(detect_faces(image))
+    if not boxes and mode == "lfw-funneled":
+        return FaceReport([], None, LFW_FUNNELED_BOX, "LFW's known face box (no face detected)", str(face))
+    index, reason = choose_face(boxes, image.shape, face, source)
+    return FaceReport(boxes, index + 1, boxes[index], reason, str(face))
 
 
 def arcface_points(points68: np.ndarray) -> np.ndarray:

@@ -76,19 +76,6 @@ def detect_faces(image: np.ndarray) -> list[Box]:
     return [Box(r.left(), r.top(), r.right(), r.bottom()).scaled(1 / scale) for r in rects]
 
 
-def pick_main_face(boxes: list[Box], image_shape: tuple[int, ...]) -> Box:
-    """The largest face, discounted by its distance from the image centre (portraits are centred)."""
-    height, width = image_shape[:2]
-    diagonal = float(np.hypot(width, height))
-
-    def score(box: Box) -> float:
-        cx, cy = box.centre
-        offset = np.hypot(cx - width / 2, cy - height / 2) / diagonal
-        return box.area * (1.0 - offset) ** 2
-
-    return max(boxes, key=score)
-
-
 def landmarks(image: np.ndarray, box: Box, points: int = 5) -> dlib.full_object_detection:
     """dlib's landmark shape (5 or 68 points) for a face box."""
     return _shape_predictor(points)(image, box.to_dlib())

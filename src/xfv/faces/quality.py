@@ -34,7 +34,8 @@ import cv2
 import numpy as np
 
 from xfv.faces.align import LFW_FUNNELED_BOX
-from xfv.faces.detect import Box, detect_faces, pick_main_face
+from xfv.faces.choice import choose_face
+from xfv.faces.detect import Box, detect_faces
 
 #: Side of the grey face patch every measurement is taken on.
 MEASURE_SIZE = 64
@@ -76,7 +77,7 @@ def face_box(image: np.ndarray, mode: str) -> Box:
     if mode == "detect":
         boxes = detect_faces(image)
         if boxes:
-            return pick_main_face(boxes, image.shape)
+            return boxes[choose_face(boxes, image.shape, "auto", "image")[0]]
     return Box(0, 0, width, height)
 
 

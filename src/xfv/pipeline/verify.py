@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from xfv.errors import XfvError
-from xfv.faces import align_path
+from xfv.faces import FaceChoice, FaceReport, align_photo
 from xfv.method.calibration import Calibrator
 from xfv.method.distances import cosine_distance
 from xfv.models.base import FaceModel
@@ -17,7 +17,8 @@ from xfv.models.base import FaceModel
 
 @dataclass
 class Verification:
-    """The decision on one pair and where its threshold came from."""
+    """The decision on one pair, where its threshold came from, and per image the faces found, the
+    one used and any warnings about it (``faces``: :meth:`FaceReport.to_dict`, None if aligned)."""
 
     image1: str
     image2: str
@@ -28,6 +29,8 @@ class Verification:
     same: bool
     confidence: float | None
     calibration: str | None
+    faces: list[dict[str, object] | None] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -40,8 +43,13 @@ class Verification:
             f"({self.threshold_source}; model {self.model})"
         )
         if self.confidence is None:
-            return text + "\nC-Score: none (the model has no calibration)"
-        return text + f"\nC-Score {self.confidence:.3f} (probability the decision is right; calibration: {self.calibration})"
+            text += "\nC-Score: none (the model has no calibration)"
+        else:
+            text += f"\nC-Score {self.confidence:.3f} (probability the decision is right; calibration: {self.calibration})"
+        for image, faces in zip((self.image1, self.image2), self.faces):
+            if faces is not None:
+                text += f"\n{image}: {FaceReport.from_dict(faces).describe()}"
+        return text
 
 
 def model_calibrator(model: FaceModel) -> Calibrator | None:
@@ -82,14 +90,29 @@ def verify_faces(face1: np.ndarray, face2: np.ndarray, model: FaceModel, thresho
     return distance, distance <= threshold
 
 
+def face_warnings(paths: list[Path], reports: list[FaceReport | None]) -> list[str]:
+    """Every report's warnings, each prefixed with its image."""
+    return [f"{path}: {warning}" for path, report in zip(paths, reports) if report for warning in report.warnings]
+
+
 def verify_paths(
-    image1: Path, image2: Path, model: FaceModel, threshold: float | None = None, mode: str = "detect"
+    image1: Path,
+    image2: Path,
+    model: FaceModel,
+    threshold: float | None = None,
+    mode: str = "detect",
+    faces: tuple[FaceChoice, FaceChoice] = ("auto", "auto"),
 ) -> Verification:
-    """Align both photos, embed them and decide."""
+    """Align the chosen face of both photos, embed them and decide."""
     threshold, source = resolve_threshold(model, threshold)
-    face1, face2 = align_path(image1, model.spec, mode), align_path(image2, model.spec, mode)
-    distance, same = verify_faces(face1, face2, model, threshold)
+    aligned = [align_photo(path, model.spec, mode, face) for path, face in zip((image1, image2), faces)]
+    distance, same = verify_faces(aligned[0].face, aligned[1].face, model, threshold)
     calibrator = model_calibrator(model)
     confidence = confidence_of(calibrator, distance, threshold)
     name = calibration_name(calibrator) if calibrator else None
-    return Verification(str(image1), str(image2), model.spec.name, distance, threshold, source, same, confidence, name)
+    reports = [photo.report for photo in aligned]
+    return Verification(
+        str(image1), str(image2), model.spec.name, distance, threshold, source, same, confidence, name,
+        faces=[report.to_dict() if report else None for report in reports],
+        warnings=face_warnings([image1, image2], reports),
+    )
