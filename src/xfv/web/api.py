@@ -16,7 +16,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from xfv.faces import load_image
+from xfv.faces import FaceChoice, load_image, parse_face_choice
 from xfv.store.repository import Neighbours, PairRow, pair_neighbours, query_pairs
 from xfv.web.filters import ExplorerQuery
 from xfv.web.jobs import Job
@@ -90,6 +90,15 @@ class PhotoOut(BaseModel):
     height: int
     detected: bool
     box: list[int] | None
+    faces_found: int = Field(description="faces detected in the photo, numbered 1, 2, ... from the left")
+    face: int | None = Field(description="the number of the face used (None: LFW's known box stood in)")
+    boxes: list[list[int]] = Field(description="every detected face box (left, top, right, bottom), in face-number order")
+    reason: str = Field(description="why this face was used (largest, most central, as asked)")
+    choice: str = Field(description="what was asked for: auto, largest, central or a face number")
+    face_width: int = Field(description="the face box's width in pixels")
+    yaw: float | None = Field(description="estimated yaw in degrees (turned sideways)")
+    roll: float | None = Field(description="roll in degrees (tilted)")
+    warnings: list[str] = Field(description="problems with the face used: small, cut off, turned or tilted")
     landmarks: list[list[float]]
     photo_url: str
     aligned_url: str
@@ -294,10 +303,17 @@ def get_image(
 # --- your own pair ----------------------------------------------------------------------------------
 
 UploadedPhoto = Annotated[UploadFile, File(description="a photo with a face (JPEG, PNG, WebP, BMP, GIF or TIFF)")]
+FaceField = Annotated[
+    str, Form(description="which face of the photo: a number (1 = leftmost), largest, central or auto (default)")
+]
 
 
 def _files(*uploads: UploadFile) -> list[tuple[str, bytes]]:
     return [(upload.filename or f"photo {index}", upload.file.read()) for index, upload in enumerate(uploads, start=1)]
+
+
+def _faces(face1: str, face2: str) -> tuple[FaceChoice, FaceChoice]:
+    return parse_face_choice(face1), parse_face_choice(face2)
 
 
 def _upload_out(upload: Any, job: Job | None = None) -> UploadOut:
@@ -315,8 +331,11 @@ def verify(
     image1: UploadedPhoto,
     image2: UploadedPhoto,
     model: Annotated[str | None, Form()] = None,
+    face1: FaceField = "auto",
+    face2: FaceField = "auto",
 ) -> UploadOut:
-    upload = services.uploads.create(session, _files(image1, image2), model or services.default_model)
+    faces = _faces(face1, face2)
+    upload = services.uploads.create(session, _files(image1, image2), model or services.default_model, faces)
     return _upload_out(upload)
 
 
@@ -332,8 +351,11 @@ def explain(
     image1: UploadedPhoto,
     image2: UploadedPhoto,
     model: Annotated[str | None, Form()] = None,
+    face1: FaceField = "auto",
+    face2: FaceField = "auto",
 ) -> UploadOut:
-    upload = services.uploads.create(session, _files(image1, image2), model or services.default_model)
+    faces = _faces(face1, face2)
+    upload = services.uploads.create(session, _files(image1, image2), model or services.default_model, faces)
     return _upload_out(upload, services.uploads.start_xmaps(upload))
 
 

@@ -4,8 +4,11 @@ Checks happen before any work, each with a message the page shows: a file over
 ``get_settings().max_upload_bytes`` (413), a file that is not a JPEG, PNG, WebP, BMP, GIF or TIFF
 image (415), a corrupt image or a photo without a face (422). Photos larger than
 :data:`MAX_SIDE` pixels are scaled down first (a face detector gains nothing from 20 megapixels
-and would take seconds). Verification (distance, decision, C-Score) is immediate; X-Maps run
-as a background job. Uploads live in memory only, the newest :data:`KEEP` of them.
+and would take seconds). Every photo reports all the faces found (numbered from the left), the
+one used and why, and warnings about it (small, cut off, turned); the request may choose another
+face per photo (``face1``, ``face2``: a number, ``largest``, ``central`` or ``auto``). Verification
+(distance, decision, C-Score) is immediate; X-Maps run as a background job. Uploads live in memory
+only, the newest :data:`KEEP` of them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from xfv.errors import XfvError
-from xfv.faces import AlignedFace, align_face, decode_image
+from xfv.faces import AlignedFace, FaceChoice, align_face, decode_image
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import OcclusionSettings
 from xfv.method.xmaps import METHODS
@@ -114,6 +117,7 @@ class Upload:
                     "name": photo.name,
                     "width": int(photo.image.shape[1]),
                     "height": int(photo.image.shape[0]),
+                    **(photo.aligned.report.to_dict() if photo.aligned.report else {}),
                     "detected": photo.aligned.detected,
                     "box": photo.aligned.box.to_list() if photo.aligned.box else None,
                     "landmarks": np.asarray(photo.aligned.landmarks).round(1).tolist(),
@@ -173,12 +177,18 @@ class Uploads:
             raise XfvError(f"unknown model {name!r}: choose one of {', '.join(allowed)}")
         return get_model(name)
 
-    def create(self, session: Session, files: list[tuple[str, bytes]], model_name: str) -> Upload:
-        """Check both files, find and align their faces, and verify the pair."""
+    def create(
+        self,
+        session: Session,
+        files: list[tuple[str, bytes]],
+        model_name: str,
+        faces: tuple[FaceChoice, FaceChoice] = ("auto", "auto"),
+    ) -> Upload:
+        """Check both files, find their faces, align the chosen ones, and verify the pair."""
         for name, data in files:
             check_upload(name, data, self.limit)
         model = self._model(session, model_name)
-        photos = [self._photo(name, data, model) for name, data in files]
+        photos = [self._photo(name, data, model, face) for (name, data), face in zip(files, faces)]
         threshold, source, calibrator = decision_rule(session, model)
         distance, same = verify_faces(photos[0].aligned.face, photos[1].aligned.face, model, threshold)
         cscore = confidence_of(calibrator, distance, threshold)
@@ -196,9 +206,9 @@ class Uploads:
         return self._uploads.put(upload.id, upload)
 
     @staticmethod
-    def _photo(name: str, data: bytes, model: FaceModel) -> Photo:
+    def _photo(name: str, data: bytes, model: FaceModel, face: FaceChoice) -> Photo:
         image = thumbnail(decode_image(data, name), MAX_SIDE)
-        aligned = align_face(image, model.spec.alignment, model.spec.input_size, "detect", source=name)
+        aligned = align_face(image, model.spec.alignment, model.spec.input_size, "detect", source=name, face=face)
         return Photo(name, image, aligned)
 
     def get(self, upload_id: str) -> Upload:

@@ -1,4 +1,5 @@
-/* Explain your own pair: upload two photos, show faces and decision at once, X-Maps when computed. */
+/* Explain your own pair: upload two photos, show faces and decision at once, X-Maps when computed.
+   Every face found is drawn as a numbered box over its photo; clicking one verifies again with it. */
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -20,6 +21,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const text = zone.querySelector(".drop-text");
     const blank = text.innerHTML;
     const show = () => {
+      zone.querySelector("[data-face-choice]").value = "auto";
       const file = input.files[0];
       const picture = Boolean(file) && file.type.startsWith("image/");
       zone.classList.toggle("filled", picture);
@@ -48,6 +50,42 @@ document.addEventListener("DOMContentLoaded", () => {
     return "";
   }
 
+  /* Numbered, clickable boxes over photo n for every face found; the one used is marked. */
+  function drawFaces(n, photo) {
+    const picker = result.querySelector(`[data-face-picker="${n}"]`);
+    picker.querySelectorAll(".face-box").forEach((box) => box.remove());
+    photo.boxes.forEach(([left, top, right, bottom], index) => {
+      const number = index + 1;
+      const box = document.createElement("button");
+      box.type = "button";
+      box.className = `face-box${number === photo.face ? " chosen" : ""}`;
+      box.dataset.face = String(number);
+      box.title = number === photo.face ? `face ${number} (used)` : `use face ${number}`;
+      box.textContent = String(number);
+      box.style.left = `${(left / photo.width) * 100}%`;
+      box.style.top = `${(top / photo.height) * 100}%`;
+      box.style.width = `${((right - left) / photo.width) * 100}%`;
+      box.style.height = `${((bottom - top) / photo.height) * 100}%`;
+      box.disabled = number === photo.face;
+      box.addEventListener("click", () => {
+        form.querySelector(`[data-face-choice="${n}"]`).value = String(number);
+        form.requestSubmit();
+      });
+      picker.appendChild(box);
+    });
+    const found = `${photo.faces_found} face${photo.faces_found === 1 ? "" : "s"} found`;
+    const used = photo.face === null ? `using ${photo.reason}` : `using face ${photo.face} (${photo.reason})`;
+    const hint = photo.faces_found > 1 ? " · click a box to use another face" : "";
+    result.querySelector(`[data-face-caption="${n}"]`).textContent = `${found} · ${used}${hint}`;
+    const warnings = result.querySelector(`[data-face-warnings="${n}"]`);
+    warnings.replaceChildren(...photo.warnings.map((text) => {
+      const item = document.createElement("li");
+      item.textContent = text;
+      return item;
+    }));
+    warnings.hidden = photo.warnings.length === 0;
+  }
+
   function showUpload(upload) {
     result.hidden = false;
     upload.photos.forEach((photo, index) => {
@@ -56,6 +94,7 @@ document.addEventListener("DOMContentLoaded", () => {
       result.querySelector(`[data-aligned="${n}"]`).src = photo.aligned_url;
       result.querySelector(`[data-photo-caption="${n}"]`).textContent =
         `${photo.name} · ${photo.width} × ${photo.height} · ${photo.detected ? "face detected" : "face box assumed"}`;
+      drawFaces(n, photo);
     });
     const verdict = document.getElementById("verdict");
     verdict.textContent = upload.same ? "Same person" : "Different people";
