@@ -82,10 +82,12 @@ def choose_face(boxes: Sequence[Box], image_shape: tuple[int, ...], choice: Face
     if len(boxes) == 1:
         return 0, "the only face"
     index = _best(boxes, lambda box: _main_face_score(box, image_shape))
-    if index == largest == central:
+    is_largest = boxes[index].area == boxes[largest].area
+    is_central = _centre_offset(boxes[index], image_shape) == _centre_offset(boxes[central], image_shape)
+    if is_largest and is_central:
         return index, "largest and most central"
-    if index == largest:
+    if is_largest:
         return index, f"largest (face {central + 1} is more central but smaller)"
-    if index == central:
+    if is_central:
         return index, f"most central (face {largest + 1} is larger but off-centre)"
     return index, "best balance of size and centrality"
