@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from tests.conftest import lfw_image
+from tests.test_several_faces import make_couple
 from tests.test_web_fixtures import TINY, WebStore, web_store  # noqa: F401 - the fixture
 from xfv.web import create_app
 
@@ -179,6 +181,41 @@ def test_explain_your_own_pair(page: Any, tmp_path: Path) -> None:
     error.wait_for(state="visible")
     assert "notes.txt is not a photo" in error.inner_text()
     shoot(page, "explain-error")
+
+
+def test_explain_page_picks_the_second_face_of_a_couple(page: Any, tmp_path: Path) -> None:
+    couple, single = make_couple(tmp_path)
+    page.goto("/explain")
+    page.set_input_files('input[name="image1"]', str(couple))
+    page.set_input_files('input[name="image2"]', str(single))
+    page.locator("#explain-submit").click()
+    page.wait_for_selector('#explain-result[data-state="done"]')
+    boxes = page.locator('[data-face-picker="1"] .face-box')
+    assert boxes.count() == 2 and page.locator('[data-face-picker="2"] .face-box').count() == 1
+    assert page.locator('[data-face-picker="1"] .face-box.chosen').get_attribute("data-face") == "1"
+    assert "2 faces found · using face 1 (largest and most central)" in page.locator('[data-face-caption="1"]').inner_text()
+    assert page.locator("#verdict").inner_text() == "Different people"
+    aligned_before = page.locator('[data-aligned="1"]').screenshot()
+
+    boxes.nth(1).click()
+    page.wait_for_selector('[data-face-picker="1"] .face-box.chosen[data-face="2"]')
+    page.wait_for_selector('#explain-result[data-state="done"]')
+    assert "using face 2 (face 2 as asked)" in page.locator('[data-face-caption="1"]').inner_text()
+    assert page.locator("#verdict").inner_text() == "Same person"
+    page.wait_for_function("() => document.querySelector('[data-aligned=\"1\"]').complete")
+    assert page.locator('[data-aligned="1"]').screenshot() != aligned_before, "the aligned face changed"
+    shoot(page, "explain-two-faces")
+
+    cut = tmp_path / "cut.jpg"  # the left third of the face cut off by the photo's edge
+    Image.open(single).crop((100, 0, 250, 250)).save(cut)
+    page.set_input_files('input[name="image2"]', str(cut))
+    page.locator("#explain-submit").click()
+    warnings = page.locator('[data-face-warnings="2"]')
+    warnings.wait_for(state="visible")
+    assert re.fullmatch(r"face cut off: \d+% of its box lies outside the photo", warnings.inner_text().strip())
+    assert page.locator('[data-face-warnings="1"]').is_hidden()
+    assert "using face 2" in page.locator('[data-face-caption="1"]').inner_text(), "the choice is kept"
+    page.wait_for_selector('#explain-result[data-state="done"]')
 
 
 def test_review_queue(page: Any) -> None:

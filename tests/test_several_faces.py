@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import lfw_image
+from tests.test_web_fixtures import TINY, WebStore, web_store  # noqa: F401 - the fixture
 from xfv.cli import main
 from xfv.errors import ImageError, NoFaceError, XfvError
 from xfv.faces import Box, align_face, load_image, parse_face_choice, parse_face_choices
@@ -180,3 +181,35 @@ def test_embed_and_explain_say_which_face(
     assert summary["faces"][0]["faces_found"] == 2 and summary["faces"][0]["reason"] == "face 2 as asked"
     assert summary["decision"] == "genuine", "face 2 of the couple is Tony Blair"
     assert f"{couple_path}: 2 faces found; used face 2 " not in out, "--json prints only JSON"
+
+
+# --- the upload API --------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_upload_api_reports_every_face_and_takes_the_choice(
+    couple: tuple[Path, Path], web_store: WebStore  # noqa: F811
+) -> None:
+    from fastapi.testclient import TestClient  # imported here: it warns on import
+
+    from xfv.web import create_app
+
+    couple_path, single = couple
+    files = {name: (path.name, path.read_bytes(), "image/jpeg") for name, path in (("image1", couple_path), ("image2", single))}
+    with TestClient(create_app(web_store.store, occlusion=TINY)) as client:
+        default = client.post("/api/verify", files=files)
+        assert default.status_code == 200, default.text
+        first = default.json()["photos"][0]
+        assert first["faces_found"] == 2 and first["face"] == 1 and first["box"] == first["boxes"][0]
+        assert first["reason"] == "largest and most central" and default.json()["same"] is False
+
+        chosen = client.post("/api/verify", files=files, data={"face1": "2"})
+        assert chosen.status_code == 200, chosen.text
+        first = chosen.json()["photos"][0]
+        assert first["face"] == 2 and first["box"] == first["boxes"][1] and chosen.json()["same"] is True
+        assert isinstance(first["yaw"], float) and first["face_width"] == first["box"][2] - first["box"][0]
+
+        missing = client.post("/api/verify", files=files, data={"face1": "3"})
+        assert missing.status_code == 422 and "no face 3: 2 faces found" in missing.json()["detail"]
+        unknown = client.post("/api/explain", files=files, data={"face2": "left"})
+        assert unknown.status_code == 400 and "unknown face choice 'left'" in unknown.json()["detail"]
