@@ -186,11 +186,11 @@ def test_embed_and_explain_say_which_face(
 # --- the upload API --------------------------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 def test_upload_api_reports_every_face_and_takes_the_choice(
     couple: tuple[Path, Path], web_store: WebStore  # noqa: F811
 ) -> None:
-    from fastapi.testclient import TestClient  # imported here: it warns on import
+    from fastapi.testclient import TestClient  # imported here, where its deprecation warning is ignored
 
     from xfv.web import create_app
 

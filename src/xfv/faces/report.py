@@ -60,6 +60,11 @@ class FaceReport:
     def width(self) -> int:
         return self.box.right - self.box.left
 
+    def assess(self, points68: np.ndarray, image_shape: tuple[int, ...]) -> None:
+        """Fill in the pose and the warnings from the chosen face's 68 landmarks."""
+        self.yaw, self.roll = head_pose(points68)
+        self.warnings = quality_warnings(self.box, self.yaw, self.roll, image_shape)
+
     def describe(self) -> str:
         """One line: how many faces, which one and why."""
         found = f"{self.faces_found} face" + ("s" if self.faces_found != 1 else "") + " found"

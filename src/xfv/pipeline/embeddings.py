@@ -104,12 +104,14 @@ def _embed(
             missing.setdefault(key, (Path(path), face))
     items = list(missing.items())
     with tqdm(total=len(items), desc=f"embedding ({model.spec.name})", unit="img", disable=not progress or not items) as bar:
-        aligned = aligned_faces([path for _, (path, _) in items], model.spec, mode, [face for _, (_, face) in items])
+        paths_and_faces = [path_and_face for _, path_and_face in items]
+        aligned = aligned_faces(paths_and_faces, model.spec, mode, assess=with_reports)
         for start in range(0, len(items), ALIGN_BATCH):
             batch = [(key, next(aligned)) for key, _ in items[start : start + ALIGN_BATCH]]
             embeddings = model.embed(np.stack([photo.face for _, photo in batch]))
             new = {key: embedding for (key, _), embedding in zip(batch, embeddings)}
-            new.update({_report_key(key): _report_array(photo.report) for key, photo in batch})
+            if with_reports:
+                new.update({_report_key(key): _report_array(photo.report) for key, photo in batch})
             cache.put_many(new)
             found.update(new)
             bar.update(len(batch))
@@ -119,20 +121,22 @@ def _embed(
     return np.stack([found[key] for key in keys]), reports
 
 
-def aligned_faces(paths: Sequence[Path], spec: ModelSpec, mode: str, faces: Sequence[FaceChoice]) -> Iterator[AlignedFace]:
-    """Aligned faces of ``paths`` in order; many images are aligned by a pool of
-    ``XFV_ALIGN_WORKERS`` processes (dlib's detectors hold the GIL) while this process embeds."""
-    align = partial(_align, spec=spec, mode=mode)
+def aligned_faces(
+    photos: Sequence[tuple[Path, FaceChoice]], spec: ModelSpec, mode: str, assess: bool
+) -> Iterator[AlignedFace]:
+    """Aligned faces of ``photos`` (path, face choice) in order; many images are aligned by a pool
+    of ``XFV_ALIGN_WORKERS`` processes (dlib's detectors hold the GIL) while this process embeds."""
+    align = partial(_align, spec=spec, mode=mode, assess=assess)
     workers = get_settings().align_workers
-    if len(paths) < PARALLEL_FROM or workers < 2:
-        yield from map(align, paths, faces)
+    if len(photos) < PARALLEL_FROM or workers < 2:
+        yield from map(align, photos)
         return
     with _process_pool(workers) as pool:
-        yield from pool.map(align, paths, faces, chunksize=8)
+        yield from pool.map(align, photos, chunksize=8)
 
 
-def _align(path: Path, face: FaceChoice, spec: ModelSpec, mode: str) -> AlignedFace:
-    return align_photo(path, spec, mode, face)
+def _align(photo: tuple[Path, FaceChoice], spec: ModelSpec, mode: str, assess: bool) -> AlignedFace:
+    return align_photo(photo[0], spec, mode, photo[1], assess)
 
 
 @contextmanager
