@@ -193,7 +193,8 @@ def test_explain_page_picks_the_second_face_of_a_couple(page: Any, tmp_path: Pat
     boxes = page.locator('[data-face-picker="1"] .face-box')
     assert boxes.count() == 2 and page.locator('[data-face-picker="2"] .face-box').count() == 1
     assert page.locator('[data-face-picker="1"] .face-box.chosen').get_attribute("data-face") == "1"
-    assert "2 faces found · using face 1 (largest and most central)" in page.locator('[data-face-caption="1"]').inner_text()
+    caption = page.locator('[data-face-caption="1"]')
+    assert "2 faces found · using face 1 (largest and most central)" in caption.inner_text()
     assert page.locator("#verdict").inner_text() == "Different people"
     aligned_before = page.locator('[data-aligned="1"]').screenshot()
 

@@ -156,14 +156,16 @@ def test_verify_reports_both_faces_and_face_switches_the_decision(
     assert f"{couple_path}: 2 faces found; used face 1 " in out and "(largest and most central)" in out
 
     status, _, err = xfv(capsys, "verify", couple_path, single, "--face", "3,auto")
-    assert status == 2 and err.strip() == f"xfv: error: {couple_path}: no face 3: 2 faces found (faces are numbered from the left)"
+    assert status == 2
+    assert err.strip() == f"xfv: error: {couple_path}: no face 3: 2 faces found (faces are numbered from the left)"
 
 
 def test_embed_and_explain_say_which_face(
     couple: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     couple_path, single = couple
-    status, out, _ = xfv(capsys, "embed", couple_path, single, couple_path, "--face", "2,auto,1", "--out", tmp_path / "e.npy")
+    images = (couple_path, single, couple_path)
+    status, out, _ = xfv(capsys, "embed", *images, "--face", "2,auto,1", "--out", tmp_path / "e.npy")
     assert status == 0
     embeddings = np.load(tmp_path / "e.npy")
     assert not np.allclose(embeddings[0], embeddings[2]), "faces 2 and 1 of the couple differ"
@@ -195,7 +197,7 @@ def test_upload_api_reports_every_face_and_takes_the_choice(
     from xfv.web import create_app
 
     couple_path, single = couple
-    files = {name: (path.name, path.read_bytes(), "image/jpeg") for name, path in (("image1", couple_path), ("image2", single))}
+    files = {f"image{n}": (path.name, path.read_bytes(), "image/jpeg") for n, path in ((1, couple_path), (2, single))}
     with TestClient(create_app(web_store.store, occlusion=TINY)) as client:
         default = client.post("/api/verify", files=files)
         assert default.status_code == 200, default.text

@@ -142,7 +142,11 @@ def run_embed(args: argparse.Namespace) -> int:
 
 def describe_faces(paths: list[Path], reports: list[FaceReport | None]) -> None:
     """One line for each photo with several faces (or a face chosen by --face), then a count."""
-    shown = [(path, report) for path, report in zip(paths, reports) if report and (report.faces_found > 1 or report.choice != "auto")]
+    shown = [
+        (path, report)
+        for path, report in zip(paths, reports)
+        if report and (report.faces_found > 1 or report.choice != "auto")
+    ]
     for path, report in shown:
         print(f"{path}: {report.describe()}")
     several = sum(1 for report in reports if report and report.faces_found > 1)

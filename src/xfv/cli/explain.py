@@ -138,7 +138,8 @@ def run_explain(args: argparse.Namespace) -> int:
     written = write_outputs(explanation, args.out)
     if args.json:
         faces = [report.to_dict() if report else None for report in reports]
-        print_json({**explanation.summary(), "faces": faces, "warnings": warnings, "outputs": [str(path) for path in written]})
+        outputs = [str(path) for path in written]
+        print_json({**explanation.summary(), "faces": faces, "warnings": warnings, "outputs": outputs})
         return 0
     print(_title(explanation))
     for path, report in zip(paths, reports):

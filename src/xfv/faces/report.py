@@ -129,7 +129,9 @@ def quality_warnings(box: Box, yaw: float, roll: float, image_shape: tuple[int, 
     if outside > MAX_OUTSIDE:
         warnings.append(f"face cut off: {outside:.0%} of its box lies outside the photo")
     if yaw > MAX_YAW:
-        warnings.append(f"face turned sideways: yaw about {yaw:.0f} degrees (estimated from landmarks; over {MAX_YAW:.0f} is unreliable)")
+        warnings.append(
+            f"face turned sideways: yaw about {yaw:.0f} degrees (estimated from landmarks; over {MAX_YAW:.0f} is unreliable)"
+        )
     if roll > MAX_ROLL:
         warnings.append(f"face tilted: roll {roll:.0f} degrees (over {MAX_ROLL:.0f})")
     return warnings
