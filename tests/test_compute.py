@@ -29,7 +29,6 @@ from xfv.store.ingest import ingest
 from xfv.store.models import FoldResult, Job, JobChunk, Pair, PairResult, XMapResult
 from xfv.store.repository import PairFiles, dataset_pair_files, find_dataset, find_model, list_jobs, pair_xmaps
 
-
 QUIET = ComputeOptions(chunk_size=30, progress=False)
 #: Small occlusion settings keep X-Map tests fast (16x16 faces, 2 patch sizes).
 SMALL_OCCLUSION = OcclusionSettings(patch_sizes=(14, 28), stride=10)

@@ -82,14 +82,25 @@ def verify_faces(face1: np.ndarray, face2: np.ndarray, model: FaceModel, thresho
     return distance, distance <= threshold
 
 
-def verify_paths(
-    image1: Path, image2: Path, model: FaceModel, threshold: float | None = None, mode: str = "detect"
+def verify_aligned(
+    face1: np.ndarray,
+    face2: np.ndarray,
+    model: FaceModel,
+    threshold: float | None = None,
+    names: tuple[str, str] = ("face 1", "face 2"),
 ) -> Verification:
-    """Align both photos, embed them and decide."""
+    """Decide on two aligned faces at ``threshold`` (default: the model's), with the model's C-Score."""
     threshold, source = resolve_threshold(model, threshold)
-    face1, face2 = align_path(image1, model.spec, mode), align_path(image2, model.spec, mode)
     distance, same = verify_faces(face1, face2, model, threshold)
     calibrator = model_calibrator(model)
     confidence = confidence_of(calibrator, distance, threshold)
     name = calibration_name(calibrator) if calibrator else None
-    return Verification(str(image1), str(image2), model.spec.name, distance, threshold, source, same, confidence, name)
+    return Verification(*names, model.spec.name, distance, threshold, source, same, confidence, name)
+
+
+def verify_paths(
+    image1: Path, image2: Path, model: FaceModel, threshold: float | None = None, mode: str = "detect"
+) -> Verification:
+    """Align both photos, embed them and decide."""
+    face1, face2 = align_path(image1, model.spec, mode), align_path(image2, model.spec, mode)
+    return verify_aligned(face1, face2, model, threshold, (str(image1), str(image2)))
