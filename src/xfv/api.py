@@ -62,7 +62,7 @@ def verify(
     """Same person or not: distance, threshold (default: the model's), decision and C-Score."""
     face_model = _model(model)
     faces = [_face(image, face_model, mode) for image in (image1, image2)]
-    names = tuple(str(image) if not isinstance(image, np.ndarray) else f"face {i}" for i, image in enumerate((image1, image2), 1))
+    names = [f"face {i}" if isinstance(image, np.ndarray) else str(image) for i, image in enumerate((image1, image2), 1)]
     return verify_aligned(faces[0], faces[1], face_model, threshold, (names[0], names[1]))
 
 
@@ -103,7 +103,9 @@ class XMaps:
             f"{s.count} occlusions per face, C-Score {'on' if self.calibrator else 'off (no calibration)'})"
         )
 
-    def explain(self, face1: FaceInput, face2: FaceInput, methods: Sequence[int] = METHODS, **options: Any) -> Explanation:
+    def explain(
+        self, face1: FaceInput, face2: FaceInput, methods: Sequence[int] = METHODS, **options: Any
+    ) -> Explanation:
         """X-Maps of a pair for ``methods``; ``options`` go to :func:`~xfv.pipeline.explain.explain_pair`
         (``coverage_normalised``, ``smoothing``, ``colourmap``)."""
         faces = [_face(face, self.model, self.mode) for face in (face1, face2)]

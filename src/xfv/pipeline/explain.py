@@ -220,8 +220,9 @@ def explain_pair(
     """X-Maps of two aligned faces (uint8 RGB, the model's input size) for the given methods.
 
     ``threshold`` defaults to the model's, ``calibrator`` (for the C-Score) to the one the model
-    ships (:func:`~xfv.pipeline.verify.model_calibrator`). Pass ``engine`` to share one engine (and its pass count) across pairs;
-    otherwise one is built from ``model``, ``settings``, ``cache`` and ``progress``.
+    ships (:func:`~xfv.pipeline.verify.model_calibrator`). Pass ``engine`` to share one engine (and
+    its pass count) across pairs; otherwise one is built from ``model``, ``settings``, ``cache``
+    and ``progress``.
     ``forward_passes`` in the result counts only this call's passes (0 when both faces were cached).
     """
     methods = check_methods(methods)

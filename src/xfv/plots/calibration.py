@@ -31,6 +31,12 @@ def _figure(ax: Axes) -> Figure:
     return figure
 
 
+def _decisions(results: dict[str, OutOfFold], same: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Per method: its name, the confidence of each decision, and whether the decision was right."""
+    labels = np.asarray(same, dtype=bool)
+    return [(name, result.confidence, result.predicted_same == labels) for name, result in results.items()]
+
+
 @dataclass
 class ReliabilityDisplay:
     """Reliability diagram: accuracy against mean confidence per bin, one curve per method, with
@@ -45,11 +51,9 @@ class ReliabilityDisplay:
         cls, results: dict[str, OutOfFold], same: np.ndarray, model_name: str = "", ax: Axes | None = None
     ) -> ReliabilityDisplay:
         """The diagram of each method's out-of-fold decisions (``same``: the labels)."""
-        bins, ece = {}, {}
-        for name, result in results.items():
-            correct = result.predicted_same == np.asarray(same, dtype=bool)
-            bins[name] = reliability_bins(result.confidence, correct)
-            ece[name] = expected_calibration_error(result.confidence, correct)
+        decisions = _decisions(results, same)
+        bins = {name: reliability_bins(confidence, correct) for name, confidence, correct in decisions}
+        ece = {name: expected_calibration_error(confidence, correct) for name, confidence, correct in decisions}
         return cls(bins, ece, model_name).plot(ax)
 
     def plot(self, ax: Axes | None = None, counts_ax: Axes | None = None) -> ReliabilityDisplay:
@@ -85,11 +89,9 @@ class RiskCoverageDisplay:
     def from_results(
         cls, results: dict[str, OutOfFold], same: np.ndarray, model_name: str = "", ax: Axes | None = None
     ) -> RiskCoverageDisplay:
-        curves, areas = {}, {}
-        for name, result in results.items():
-            correct = result.predicted_same == np.asarray(same, dtype=bool)
-            curves[name] = risk_coverage_curve(result.confidence, correct)
-            areas[name] = aurc(result.confidence, correct)
+        decisions = _decisions(results, same)
+        curves = {name: risk_coverage_curve(confidence, correct) for name, confidence, correct in decisions}
+        areas = {name: aurc(confidence, correct) for name, confidence, correct in decisions}
         return cls(curves, areas, model_name).plot(ax)
 
     def plot(self, ax: Axes | None = None) -> RiskCoverageDisplay:
@@ -144,7 +146,9 @@ class CScoreFitDisplay:
         curves = ax.twinx()
         grid = np.linspace(0.0, x_max, 1000)
         shown = self.ratios.x <= x_max
-        curves.plot(self.ratios.x[shown], self.ratios.ratio[shown], ".", color="black", markersize=3, label="genuine share per bin")
+        curves.plot(
+            self.ratios.x[shown], self.ratios.ratio[shown], ".", color="black", markersize=3, label="genuine share per bin"
+        )
         curves.plot(grid, self.calibrator.sigmoid_(grid), color="tab:blue", label="fitted c(d)")
         curves.plot(grid, self.calibrator.predict_confidence(grid), color="tab:orange", label="C-Score")
         threshold = self.calibrator.threshold_
