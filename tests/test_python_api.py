@@ -93,6 +93,12 @@ def test_a_fourth_method_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) 
     )
     assert np.allclose(explanation.maps[4].merged1, explanation.maps[2].merged2)
     assert explanation.image(4, 2).shape == _face(1).shape
+    from xfv.web.templating import templates
+
+    viewer = templates.env.from_string(
+        '{% from "macros.html" import xmap_viewer %}{{ xmap_viewer("pair", 1, "dlib", (28,)) }}'
+    ).render()
+    assert [f'data-value="{m}"' in viewer for m in (1, 2, 3, 4)] == [True] * 4 and ">IV</button>" in viewer
 
 
 def test_one_error_class_for_an_unknown_method_everywhere(tmp_path: Path) -> None:

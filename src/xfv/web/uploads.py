@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from xfv.errors import XfvError
+from xfv.errors import ModelError, XfvError
 from xfv.faces import AlignedFace, align_face, decode_image
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import OcclusionSettings
@@ -170,7 +170,7 @@ class Uploads:
     def _model(self, session: Session, name: str) -> FaceModel:
         allowed = self.allowed_models(session)
         if name not in allowed:
-            raise XfvError(f"unknown model {name!r}: choose one of {', '.join(allowed)}")
+            raise ModelError(f"unknown model {name!r}: choose one of {', '.join(allowed)}")
         return get_model(name)
 
     def create(self, session: Session, files: list[tuple[str, bytes]], model_name: str) -> Upload:
