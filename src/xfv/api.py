@@ -23,7 +23,7 @@ from xfv.config import get_settings
 from xfv.faces import align_face, align_path
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import OcclusionSettings
-from xfv.method.xmaps import METHODS
+from xfv.method.xmaps import METHODS, check_methods
 from xfv.models import FaceModel, get_model
 from xfv.pipeline.explain import Explanation, OcclusionEngine, explain_pair
 from xfv.pipeline.verify import Verification, model_calibrator, verify_aligned
@@ -108,6 +108,7 @@ class XMaps:
     ) -> Explanation:
         """X-Maps of a pair for ``methods``; ``options`` go to :func:`~xfv.pipeline.explain.explain_pair`
         (``coverage_normalised``, ``smoothing``, ``colourmap``)."""
+        methods = check_methods(methods)  # before aligning: a bad method costs nothing
         faces = [_face(face, self.model, self.mode) for face in (face1, face2)]
         if not self.progress:
             return self._explain(faces, methods, options)
