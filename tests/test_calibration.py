@@ -199,55 +199,63 @@ def small_lfw_like() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return d[keep], same[keep], folds[keep]
 
 
-def test_calibration_report(tmp_path: Path) -> None:
-    report = calibration_report(*small_lfw_like(), tmp_path / "out", "sim", bins=200)
+def test_calibration_report() -> None:
+    report = calibration_report(*small_lfw_like(), "sim", bins=200).summary()
     for method in ("cscore", "platt", "isotonic"):
         assert set(report[method]) == METRIC_KEYS
         assert report[method]["accuracy"] > 0.97 and 0 <= report[method]["ece"] < 0.05
     assert report["model"] == "sim" and report["n_pairs"] == 1200 and len(report["thresholds"]) == 10
     assert len(report["cscore_folds"]) == 10 and {"L", "d0", "k", "b", "t"} <= set(report["cscore_folds"][0])
-    assert set(report["figures"]) == {"reliability", "risk_coverage", "cscore_fit"}
-    for path in report["figures"].values():
-        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    json.dumps(report)
+
+
+def test_calibration_displays_draw_on_given_axes() -> None:
+    from matplotlib.figure import Figure
+
+    from xfv.plots import CScoreFitDisplay, ReliabilityDisplay, RiskCoverageDisplay
+
+    report = calibration_report(*small_lfw_like(), "sim", bins=200)
+    axes = Figure().subplots(1, 3)
+    reliability = ReliabilityDisplay.from_results(report.results, report.same, "sim", ax=axes[0])
+    risk = RiskCoverageDisplay.from_results(report.results, report.same, "sim", ax=axes[1])
+    fit = CScoreFitDisplay.from_report(report, ax=axes[2])
+    assert reliability.ax_ is axes[0] and risk.ax_ is axes[1] and fit.ax_ is axes[2]
+    assert reliability.figure_ is risk.figure_ is fit.figure_
+    assert set(reliability.ece) == {"cscore", "platt", "isotonic"} and len(axes[0].lines) == 4  # diagonal + 3
+    assert risk.aurc["cscore"] == pytest.approx(report.summary()["cscore"]["aurc"])
+    assert "fold 0" in fit.ax_.get_title()
+    standalone = ReliabilityDisplay.from_results(report.results, report.same, "sim")
+    assert standalone.counts_ax_ is not None and standalone.figure_ is not reliability.figure_
 
 
 def test_calibration_report_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import xfv.cli.calibration as command
-    import xfv.method.calibration_report as report_module
 
     d, same, folds = small_lfw_like()
     pairs = SimpleNamespace(same=same, folds=folds)
     model = SimpleNamespace(spec=SimpleNamespace(name="fake"))
-    calls = []
-
-    def fake_report(*args: object, **kwargs: object) -> dict[str, object]:
-        calls.append((args, kwargs))
-        metrics = dict.fromkeys(METRIC_KEYS, 0.5) | {"error_auroc": float("nan")}
-        methods = {method: metrics for method in ("cscore", "platt", "isotonic")}
-        return {"n_pairs": len(d), "n_folds": 10, **methods, "figures": {"reliability": "r.png"}}
-
     monkeypatch.setattr(command, "read_protocol", lambda protocol, root: pairs)
     monkeypatch.setattr(command, "get_model", lambda name: model)
     monkeypatch.setattr(command, "pair_distances", lambda p, m, mode, progress=True: d)
-    monkeypatch.setattr(report_module, "calibration_report", fake_report)
     parser = argparse.ArgumentParser()
     command.register(parser.add_subparsers())
     base = ["calibration-report", "--protocol", "lfw", "--root", str(tmp_path), "--out", str(tmp_path / "out")]
 
-    args = parser.parse_args([*base, "--json", "--bins", "2000"])
+    args = parser.parse_args([*base, "--json", "--bins", "200"])
     assert args.func(args) == 0
-    (distances, labels, fold_ids, out_dir, model_name), options = calls[-1]
-    assert distances is d and labels is same and fold_ids is folds
-    assert out_dir == tmp_path / "out" and model_name == "fake" and options == {"bins": 2000}
     report = json.loads(capsys.readouterr().out)  # NaN became null: valid JSON
-    assert report["protocol"] == "lfw" and report["input_mode"] == "lfw-funneled"
-    assert report["cscore"]["error_auroc"] is None and report["platt"]["ece"] == 0.5
+    assert report["protocol"] == "lfw" and report["input_mode"] == "lfw-funneled" and report["model"] == "fake"
+    assert report["cscore_bins"] == 200 and report["n_pairs"] == len(d)
+    assert set(report["figures"]) == {"reliability", "risk_coverage", "cscore_fit"}
+    for path in report["figures"].values():
+        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert command._json_safe({"a": [float("nan"), 1.0]}) == {"a": [None, 1.0]}  # undefined metrics: null
 
     args = parser.parse_args(base)
-    assert args.func(args) == 0 and calls[-1][1] == {"bins": 400}
+    assert args.func(args) == 0
     table = capsys.readouterr().out
-    assert "cscore" in table and "isotonic" in table and "r.png" in table
+    assert "cscore" in table and "isotonic" in table and "reliability.png" in table
     with pytest.raises(SystemExit):
         parser.parse_args([*base, "--bins", "1"])

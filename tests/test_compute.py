@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,7 +29,6 @@ from xfv.store import Store, open_store
 from xfv.store.ingest import ingest
 from xfv.store.models import FoldResult, Job, JobChunk, Pair, PairResult, XMapResult
 from xfv.store.repository import PairFiles, dataset_pair_files, find_dataset, find_model, list_jobs, pair_xmaps
-
 
 QUIET = ComputeOptions(chunk_size=30, progress=False)
 #: Small occlusion settings keep X-Map tests fast (16x16 faces, 2 patch sizes).
@@ -182,6 +182,25 @@ def test_xmaps_are_stored_per_pair_method_and_setting(store: Store, fake_model: 
         assert session.scalar(select(func.count()).select_from(XMapResult)) == 3 * (
             len(expected | {_id_at(session, 3)})
         )
+
+
+def test_a_new_method_is_computed_alone_for_pairs_that_have_the_others(
+    store: Store, fake_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compute_scores(store, "syn", fake_model, QUIET)
+    compute_xmaps(store, "syn", fake_model, "0-2", SMALL_OCCLUSION, (1, 2), QUIET)
+    asked: list[tuple[int, ...]] = []
+    explain = compute.explain_pair
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        asked.append(tuple(args[3]))
+        return explain(*args, **kwargs)
+
+    monkeypatch.setattr(compute, "explain_pair", recording)
+    report = compute_xmaps(store, "syn", fake_model, "0-3", SMALL_OCCLUSION, (1, 2, 3), QUIET)
+    assert report.pairs_computed == 4 and sorted(asked) == [(1, 2, 3), (3,), (3,), (3,)]
+    with store.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(XMapResult)) == 3 * 4
 
 
 def _correctness(session: Session) -> dict[int, bool]:

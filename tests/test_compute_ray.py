@@ -21,7 +21,6 @@ from xfv.store import Store, open_store
 from xfv.store.ingest import ingest
 from xfv.store.models import JobChunk, XMapResult
 
-
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'xfv[ray]'")
 
 SMALL_OCCLUSION = OcclusionSettings(patch_sizes=(14, 28), stride=10)

@@ -19,7 +19,6 @@ from xfv.store import Store, open_store
 from xfv.store.ingest import ingest
 from xfv.store.models import Job, JobChunk, PairResult
 
-
 PAIRS_PER_CLASS = 20  # 400 pairs
 CHUNK = 2  # 200 chunks: the kill lands part-way
 KILL_AFTER_CHUNKS = 20

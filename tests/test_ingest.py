@@ -26,7 +26,6 @@ from xfv.store.ingest import ingest
 from xfv.store.models import Dataset, Identity, Image, Pair
 
 
-
 def snapshot(store: Store) -> dict[str, list[tuple[object, ...]]]:
     """Every stored row of the dataset tables, for before/after comparisons."""
     with store.transaction() as session:

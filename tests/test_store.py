@@ -26,8 +26,8 @@ from sqlalchemy import (
     Text,
     event,
     func,
-    inspect,
     insert,
+    inspect,
     select,
 )
 

@@ -11,9 +11,8 @@ import pytest
 from PIL import Image
 
 from xfv.cache import ArrayCache
-from xfv.errors import XfvError
+from xfv.errors import MethodError, XfvError
 from xfv.method.colour import blend, colour_map, overlay, xmap_image
-from xfv.method.distances import cosine_distance
 from xfv.method.occlusion import OcclusionPlan, OcclusionSettings
 from xfv.method.xmaps import (
     OcclusionEmbeddings,
@@ -67,13 +66,13 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 def test_method_distances_match_their_definitions() -> None:
     rng = np.random.default_rng(0)
     e1, e2 = _embeddings(rng, 6), _embeddings(rng, 6)
-    d1, d2 = method1_distances(e1.occluded, e2.occluded)
+    d1, d2 = method1_distances(e1.occluded, e2.occluded, e1.original, e2.original)
     assert np.allclose(d1, [np.mean([_cos(a, b) for b in e2.occluded]) for a in e1.occluded])
     assert np.allclose(d2, [np.mean([_cos(a, b) for a in e1.occluded]) for b in e2.occluded])
     d1, d2 = method2_distances(e1.occluded, e2.occluded, e1.original, e2.original)
     assert np.allclose(d1, [_cos(a, e2.original) for a in e1.occluded])
     assert np.allclose(d2, [_cos(e1.original, b) for b in e2.occluded])
-    d1, d2 = method3_distances(e1.occluded, e2.occluded)
+    d1, d2 = method3_distances(e1.occluded, e2.occluded, e1.original, e2.original)
     assert np.allclose(d1, [_cos(a, b) for a, b in zip(e1.occluded, e2.occluded)])
     assert d1 is d2
 
@@ -229,7 +228,17 @@ def test_explanation_holds_decision_maps_and_arrays() -> None:
     }
     assert set(arrays) == expected
     assert all(arrays[name].shape == (SIZE, SIZE) for name in expected - {"aligned1", "aligned2"})
-    assert explanation.images1[1].shape == (SIZE, SIZE, 3)
+    for style in ("blend", "heat", "map"):
+        for which in (1, 2):
+            assert explanation.image(1, which, style).shape == (SIZE, SIZE, 3)
+    assert not np.array_equal(explanation.image(2, 1, "blend"), explanation.image(2, 1, "map"))
+    assert repr(explanation).startswith("Explanation(fake-blocks-0: distance 0.0000, threshold 0.4000 -> genuine")
+    assert len(repr(explanation)) < 200 and repr(explanation).endswith("methods 1, 2, 3)")
+    assert len(explanation.figure().axes) == 2 * 4 + 1  # faces and three methods, two rows, and a colour bar
+    with pytest.raises(MethodError, match="methods must be among"):
+        explanation.image(4)
+    with pytest.raises(XfvError, match="unknown style"):
+        explanation.image(1, 1, "glow")  # type: ignore[arg-type]
     summary = explanation.summary()
     assert summary["forward_passes"] == 1 + 400 + 289 and summary["occlusions_per_face"] == 400 + 289
     json.dumps(summary)
@@ -264,10 +273,11 @@ def test_bad_inputs_are_clear_errors() -> None:
 
 
 def test_cli_writes_pngs_figure_and_maps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import xfv.api
     import xfv.cli.explain as cli_explain
 
     model = BlockProjectionModel()
-    monkeypatch.setattr(cli_explain, "get_model", lambda name: model)
+    monkeypatch.setattr(xfv.api, "get_model", lambda name: model)
     monkeypatch.setenv("XFV_CACHE_DIR", str(tmp_path / "cache"))
     paths = []
     for seed in (1, 2):

@@ -19,3 +19,7 @@ class DatasetError(XfvError):
 
 class ModelError(XfvError):
     """A model cannot be found, loaded or converted."""
+
+
+class MethodError(XfvError):
+    """An X-Map method that is not registered (see ``xfv.method.xmaps.XMAP_METHODS``)."""

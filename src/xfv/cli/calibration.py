@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from xfv.cli.core import add_model_option, model_name, print_json
-from xfv.datasets import PROTOCOL_INPUT_MODES, READERS, read_protocol
+from xfv.cli.core import add_model_option, add_protocol_option, model_name, print_json, protocol_input_mode
+from xfv.datasets import read_protocol
 from xfv.faces import INPUT_MODES
+from xfv.method.calibration_report import CalibrationReport, calibration_report
 from xfv.models import get_model
 from xfv.pipeline.evaluate import pair_distances
 
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "calibration-report",
         help="calibration of C-Score, Platt and isotonic confidences on a benchmark (10-fold, out of fold)",
     )
-    parser.add_argument("--protocol", choices=sorted(READERS), required=True)
+    add_protocol_option(parser)
     parser.add_argument("--root", type=Path, required=True, help="the dataset's folder")
     add_model_option(parser)
     parser.add_argument("--input-mode", choices=INPUT_MODES, help="default: the protocol's usual mode")
@@ -35,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate = subparsers.add_parser(
         "calibrate", help="fit a confidence calibration (and threshold) on a validation benchmark and save it"
     )
-    calibrate.add_argument("--protocol", choices=sorted(READERS), required=True)
+    add_protocol_option(calibrate)
     calibrate.add_argument("--root", type=Path, required=True, help="the validation dataset's folder")
     add_model_option(calibrate)
     calibrate.add_argument("--input-mode", choices=INPUT_MODES, help="default: the protocol's usual mode")
@@ -62,14 +64,18 @@ def _json_safe(value: Any) -> Any:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from xfv.method.calibration import IsotonicCalibrator, PlattCalibrator
+    from xfv.method.calibration import Calibrator, IsotonicCalibrator, PlattCalibrator
     from xfv.method.cscore import CScoreCalibrator
 
     pairs = read_protocol(args.protocol, args.root)
     model = get_model(model_name(args))
-    mode = args.input_mode or PROTOCOL_INPUT_MODES[args.protocol]
+    mode = protocol_input_mode(args)
     distances = pair_distances(pairs, model, mode, progress=True)
-    factories = {"cscore": lambda: CScoreCalibrator(bins=args.bins), "platt": PlattCalibrator, "isotonic": IsotonicCalibrator}
+    factories: dict[str, Callable[[], Calibrator]] = {
+        "cscore": lambda: CScoreCalibrator(bins=args.bins),
+        "platt": PlattCalibrator,
+        "isotonic": IsotonicCalibrator,
+    }
     description = f"{args.protocol.upper()} ({len(pairs)} pairs, input mode {mode}), accuracy-maximising threshold"
     calibrator = factories[args.method]().fit(
         distances, pairs.same, model_name=model.spec.name, data_description=description
@@ -80,15 +86,29 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_calibration_report(args: argparse.Namespace) -> int:
-    from xfv.method.calibration_report import calibration_report  # matplotlib: only when the command runs
+def save_calibration_figures(report: CalibrationReport, out: Path) -> dict[str, str]:
+    """Reliability, risk-coverage and C-Score fit figures of ``report`` as PNGs in ``out``; their paths by name."""
+    from xfv.plots import CScoreFitDisplay, ReliabilityDisplay, RiskCoverageDisplay  # matplotlib: only here
 
+    displays: dict[str, ReliabilityDisplay | RiskCoverageDisplay | CScoreFitDisplay] = {
+        "reliability": ReliabilityDisplay.from_results(report.results, report.same, report.model_name),
+        "risk_coverage": RiskCoverageDisplay.from_results(report.results, report.same, report.model_name),
+        "cscore_fit": CScoreFitDisplay.from_report(report),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    for name, display in displays.items():
+        display.figure_.savefig(out / f"{name}.png", dpi=120)
+    return {name: str(out / f"{name}.png") for name in displays}
+
+
+def run_calibration_report(args: argparse.Namespace) -> int:
     pairs = read_protocol(args.protocol, args.root)
     model = get_model(model_name(args))
-    mode = args.input_mode or PROTOCOL_INPUT_MODES[args.protocol]
+    mode = protocol_input_mode(args)
     distances = pair_distances(pairs, model, mode, progress=True)
-    report = calibration_report(distances, pairs.same, pairs.folds, args.out, model.spec.name, bins=args.bins)
-    report = {"protocol": args.protocol, "input_mode": mode, **report}
+    result = calibration_report(distances, pairs.same, pairs.folds, model.spec.name, bins=args.bins)
+    figures = save_calibration_figures(result, args.out)
+    report = {"protocol": args.protocol, "input_mode": mode, **result.summary(), "figures": figures}
     if args.json:
         print_json(_json_safe(report))
         return 0

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 
 from xfv.config import get_settings
-from xfv.datasets import PROTOCOL_INPUT_MODES, READERS, read_protocol
+from xfv.datasets import PROTOCOLS, get_protocol, read_protocol
 from xfv.errors import XfvError
 from xfv.faces import INPUT_MODES, FaceChoice, FaceReport, parse_face_choices
+from xfv.method.xmaps import METHODS, XMAP_METHODS
 from xfv.models import available_models, get_model
 from xfv.pipeline.embeddings import embed_photos
 from xfv.pipeline.evaluate import evaluate
@@ -26,6 +27,33 @@ def add_model_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="model name (see `xfv models`), or a path to a .json model spec or .onnx file (default: $XFV_MODEL or dlib)",
     )
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """An argparse type: comma-separated integers such as ``7,14,28``."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_methods_option(parser: argparse.ArgumentParser) -> None:
+    """``--methods``, described from the X-Map method registry (checked by the library, not here)."""
+    known = "; ".join(f"{m.number}: {m.name}" for m in XMAP_METHODS.values())
+    parser.add_argument(
+        "--methods", type=int_list, default=METHODS, help=f"X-Map methods, comma-separated (default: all; {known})"
+    )
+
+
+def add_protocol_option(parser: argparse.ArgumentParser) -> None:
+    """``--protocol``, its choices and their descriptions from the protocol registry."""
+    known = "; ".join(f"{p.name}: {p.description}" for p in PROTOCOLS.values())
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), required=True, help=f"benchmark protocol ({known})")
+
+
+def protocol_input_mode(args: argparse.Namespace) -> str:
+    """``--input-mode``, else the usual input mode of ``--protocol``'s images."""
+    return str(args.input_mode or get_protocol(args.protocol).input_mode)
 
 
 def model_name(args: argparse.Namespace) -> str:
@@ -69,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.set_defaults(func=run_verify)
 
     evaluate_parser = subparsers.add_parser("evaluate", help="10-fold verification protocol on a benchmark")
-    evaluate_parser.add_argument("--protocol", choices=sorted(READERS), required=True)
+    add_protocol_option(evaluate_parser)
     evaluate_parser.add_argument("--root", type=Path, required=True, help="the dataset's folder")
     add_model_option(evaluate_parser)
     evaluate_parser.add_argument("--input-mode", choices=INPUT_MODES, help="default: the protocol's usual mode")
@@ -104,7 +132,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     pairs = read_protocol(args.protocol, args.root)
-    mode = args.input_mode or PROTOCOL_INPUT_MODES[args.protocol]
+    mode = protocol_input_mode(args)
     report = evaluate(pairs, get_model(model_name(args)), mode, progress=True)
     summary = report.summary()
     if args.json:

@@ -7,22 +7,24 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
-from xfv.cli.core import add_face_option, add_model_option, face_choices, model_name, print_json, print_warnings
-from xfv.faces import INPUT_MODES, AlignedFace, align_photo
+from xfv.api import XMaps
+from xfv.cli.core import (
+    add_face_option,
+    add_methods_option,
+    add_model_option,
+    face_choices,
+    int_list,
+    model_name,
+    print_json,
+    print_warnings,
+)
+from xfv.faces import INPUT_MODES, align_photo
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import FILLS, SHAPES, OcclusionSettings
-from xfv.models import FaceModel, get_model
-from xfv.pipeline.explain import Explanation, OcclusionEngine, explain_pair
-from xfv.pipeline.verify import face_warnings, model_calibrator
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+from xfv.models import get_model
+from xfv.pipeline.explain import Explanation
+from xfv.pipeline.verify import face_warnings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,9 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("image2", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs, figure.png and maps.npz")
     add_model_option(parser)
-    parser.add_argument("--methods", type=_int_list, default=(1, 2, 3), help="X-Map methods (default 1,2,3)")
+    add_methods_option(parser)
     occlusion = parser.add_argument_group("occlusion (sizes in pixels of a 112x112 face, scaled to the model's)")
-    occlusion.add_argument("--patch-sizes", type=_int_list, default=(7, 14, 28), help="default 7,14,28")
+    occlusion.add_argument("--patch-sizes", type=int_list, default=(7, 14, 28), help="default 7,14,28")
     occlusion.add_argument("--stride", type=int, default=5, help="default 5")
     occlusion.add_argument("--fill", choices=FILLS, default="black")
     occlusion.add_argument("--noise-seed", type=int, default=0, help="seed of the noise fill")
@@ -49,14 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_explain)
 
 
-def _calibrator(path: Path | None, model: FaceModel) -> Calibrator | None:
-    """The calibrator saved at ``path``, else the model's own, else None (no C-Score)."""
-    return Calibrator.load(path) if path is not None else model_calibrator(model)
-
-
-def _explain(
-    args: argparse.Namespace, model: FaceModel, calibrator: Calibrator | None, photos: list[AlignedFace]
-) -> Explanation:
+def _explain(args: argparse.Namespace, calibrator: Calibrator | None, faces: list[np.ndarray]) -> Explanation:
     settings = OcclusionSettings(
         patch_sizes=args.patch_sizes,
         stride=args.stride,
@@ -66,51 +61,8 @@ def _explain(
         edge_blur_kernel=args.edge_blur_kernel,
         noise_seed=args.noise_seed,
     )
-    faces = [photo.face for photo in photos]
-    with tqdm(desc=f"X-Maps ({model.spec.name})", unit="pass") as bar:
-        engine = OcclusionEngine(model, settings, progress=bar.update)
-        unique = {face.tobytes(): face for face in faces}.values()
-        bar.total = sum(0 if engine.is_cached(face) else len(engine.plan) + 1 for face in unique)
-        return explain_pair(
-            faces[0], faces[1], model, args.methods, threshold=args.threshold, calibrator=calibrator,
-            coverage_normalised=args.coverage_normalised, engine=engine,
-        )
-
-
-def _title(explanation: Explanation) -> str:
-    parts = [f"{explanation.model_name}: distance {explanation.distance:.4f}"]
-    if explanation.threshold is not None:
-        parts.append(f"threshold {explanation.threshold:.4f} -> {explanation.decision}")
-    if explanation.confidence is not None:
-        parts.append(f"C-Score {100 * explanation.confidence:.1f}%")
-    return ", ".join(parts)
-
-
-def save_figure(explanation: Explanation, path: Path) -> None:
-    """Both faces and their X-Maps side by side, titled with distance, threshold, decision and C-Score."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-
-    methods = sorted(explanation.maps)
-    columns = [("face", explanation.aligned1, explanation.aligned2)]
-    columns += [(f"X-Map method {m}", explanation.images1[m], explanation.images2[m]) for m in methods]
-    figure, axes = plt.subplots(2, len(columns), figsize=(2.4 * len(columns) + 1, 5.2), squeeze=False)
-    for column, (name, image1, image2) in enumerate(columns):
-        for row, image in enumerate((image1, image2)):
-            axes[row, column].imshow(image)
-            axes[row, column].set_axis_off()
-        axes[0, column].set_title(name, fontsize=9)
-    colourbar = figure.colorbar(
-        ScalarMappable(Normalize(-1, 1), "PiYG"), ax=axes, fraction=0.03, ticks=[-1, 0, 1], label="dissimilar - similar"
-    )
-    colourbar.ax.tick_params(labelsize=8)
-    figure.suptitle(_title(explanation), fontsize=10)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    explainer = XMaps(model_name(args), settings, calibrator=calibrator, threshold=args.threshold, progress=True)
+    return explainer.explain(faces[0], faces[1], args.methods, coverage_normalised=args.coverage_normalised)
 
 
 def write_outputs(explanation: Explanation, out: Path) -> list[Path]:
@@ -118,12 +70,12 @@ def write_outputs(explanation: Explanation, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for method in sorted(explanation.maps):
-        for image, xmap in ((1, explanation.images1[method]), (2, explanation.images2[method])):
+        for image in (1, 2):
             path = out / f"xmap_m{method}_img{image}.png"
-            Image.fromarray(xmap).save(path)
+            Image.fromarray(explanation.image(method, image)).save(path)
             written.append(path)
-    save_figure(explanation, out / "figure.png")
-    np.savez_compressed(out / "maps.npz", **explanation.arrays())
+    explanation.figure().savefig(out / "figure.png", dpi=120)
+    np.savez_compressed(out / "maps.npz", **explanation.arrays())  # type: ignore[arg-type]  # numpy's stub
     return [*written, out / "figure.png", out / "maps.npz"]
 
 
@@ -134,14 +86,15 @@ def run_explain(args: argparse.Namespace) -> int:
     reports = [photo.report for photo in photos]
     warnings = face_warnings(paths, reports)
     print_warnings(warnings)
-    explanation = _explain(args, model, _calibrator(args.calibration, model), photos)
+    calibrator = Calibrator.load(args.calibration) if args.calibration is not None else None  # None: the model's
+    explanation = _explain(args, calibrator, [photo.face for photo in photos])
     written = write_outputs(explanation, args.out)
     if args.json:
         faces = [report.to_dict() if report else None for report in reports]
         outputs = [str(path) for path in written]
         print_json({**explanation.summary(), "faces": faces, "warnings": warnings, "outputs": outputs})
         return 0
-    print(_title(explanation))
+    print(explanation.title())
     for path, report in zip(paths, reports):
         if report is not None:
             print(f"{path}: {report.describe()}")

@@ -6,12 +6,11 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from xfv.cli.core import add_methods_option, add_protocol_option, int_list
 from xfv.config import get_settings
-from xfv.datasets import READERS
 from xfv.errors import XfvError
 from xfv.faces import INPUT_MODES
 from xfv.method.occlusion import FILLS, SHAPES, OcclusionSettings
-from xfv.method.xmaps import METHODS
 from xfv.pipeline.compute import (
     DEFAULT_CHUNK_PAIRS,
     DEFAULT_XMAP_CHUNK_PAIRS,
@@ -32,20 +31,13 @@ def _add_database_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
 def _store(args: argparse.Namespace) -> Store:
     return open_store(args.database_url)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     ingest = subparsers.add_parser("ingest", help="read a benchmark's protocol and images into the store")
-    ingest.add_argument("--protocol", choices=sorted(READERS), required=True)
+    add_protocol_option(ingest)
     ingest.add_argument(
         "--root", type=Path, required=True, help="the dataset's folder (the download target with --download)"
     )
@@ -76,9 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="all",
         help="pairs to explain, comma-separated: all, N, A-B (0-based), fold=K, genuine, impostor, wrong, right",
     )
-    compute.add_argument("--methods", type=_int_list, default=METHODS, help="X-Map methods (default: 1,2,3)")
+    add_methods_option(compute)
     compute.add_argument(
-        "--patch-sizes", type=_int_list, default=(7, 14, 28), help="occlusion patch sizes (default: 7,14,28)"
+        "--patch-sizes", type=int_list, default=(7, 14, 28), help="occlusion patch sizes (default: 7,14,28)"
     )
     compute.add_argument("--stride", type=int, default=5, help="occlusion stride (default: 5)")
     compute.add_argument("--fill", choices=FILLS, default="black")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from xfv.datasets.pairs import Pair, PairList
@@ -123,8 +124,7 @@ def read_path_pairs(pairs_file: Path, images_dir: Path, name: str) -> PairList:
     """SLLFW-style lists: ``name/name_NNNN.jpg name/name_NNNN.jpg [label]`` per line; without a
     label the identities decide; class-balanced folds."""
     pairs = []
-    lines = list(_lines(pairs_file))
-    for index, (number, line) in enumerate(lines):
+    for number, line in _lines(pairs_file):
         fields = line.split()
         if len(fields) not in (2, 3):
             raise DatasetError(f"{pairs_file}:{number}: expected 'IMAGE1 IMAGE2 [LABEL]', got {line!r}")
@@ -137,7 +137,7 @@ def read_path_pairs(pairs_file: Path, images_dir: Path, name: str) -> PairList:
         if len(fields) == 3 and not fields[2].lstrip("-").isdigit():
             raise DatasetError(f"{pairs_file}:{number}: label {fields[2]!r} is not an integer")
         same = int(fields[2]) > 0 if len(fields) == 3 else identities[0] == identities[1]
-        pairs.append(Pair(images_dir / fields[0], images_dir / fields[1], *identities, same, 0))
+        pairs.append(Pair(images_dir / fields[0], images_dir / fields[1], identities[0], identities[1], same, 0))
     return PairList(name, pairs_file.parent, _class_balanced_folds(pairs_file, pairs))
 
 
@@ -175,23 +175,41 @@ def _read_xqlfw(root: Path) -> PairList:
     return read_lfw_pairs(pairs_file, images, "xqlfw")
 
 
-READERS: dict[str, Callable[[Path], PairList]] = {
-    "lfw": _read_lfw,
-    "calfw": _read_calfw,
-    "cplfw": _read_cplfw,
-    "sllfw": _read_sllfw,
-    "xqlfw": _read_xqlfw,
+@dataclass(frozen=True)
+class Protocol:
+    """A benchmark protocol: its name, the reader of its dataset root, and the input mode its images need."""
+
+    name: str
+    read: Callable[[Path], PairList]
+    input_mode: str
+    description: str
+
+
+#: The protocols by name; the CLI's choices, ingest and evaluation read them here. XQLFW, CALFW and
+#: CPLFW ship aligned faces.
+PROTOCOLS: dict[str, Protocol] = {
+    protocol.name: protocol
+    for protocol in (
+        Protocol("lfw", _read_lfw, "lfw-funneled", "Labeled Faces in the Wild, 6,000 pairs"),
+        Protocol("calfw", _read_calfw, "aligned", "Cross-Age LFW"),
+        Protocol("cplfw", _read_cplfw, "aligned", "Cross-Pose LFW"),
+        Protocol("sllfw", _read_sllfw, "lfw-funneled", "Similar-Looking LFW"),
+        Protocol("xqlfw", _read_xqlfw, "aligned", "Cross-Quality LFW"),
+    )
 }
 
-#: The input mode each protocol's images need (XQLFW ships 112x112 aligned faces).
-PROTOCOL_INPUT_MODES = {"lfw": "lfw-funneled", "sllfw": "lfw-funneled", "calfw": "aligned", "cplfw": "aligned", "xqlfw": "aligned"}
+
+def get_protocol(name: str) -> Protocol:
+    """The registered protocol ``name``; :class:`DatasetError` naming the known ones otherwise."""
+    if name not in PROTOCOLS:
+        raise DatasetError(f"unknown protocol {name!r}: use one of {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
 
 
 def read_protocol(protocol: str, root: Path | str) -> PairList:
     """Read a benchmark's pair list from its dataset root."""
-    if protocol not in READERS:
-        raise DatasetError(f"unknown protocol {protocol!r}: use one of {', '.join(READERS)}")
+    reader = get_protocol(protocol).read
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset root not found")
-    return READERS[protocol](root)
+    return reader(root)

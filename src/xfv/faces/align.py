@@ -27,8 +27,8 @@ import numpy as np
 from xfv.errors import XfvError
 from xfv.faces.choice import FaceChoice, choose_face, order_faces
 from xfv.faces.detect import Box, detect_faces, landmarks, shape_to_array
-from xfv.faces.report import FaceReport
 from xfv.faces.io import load_image
+from xfv.faces.report import FaceReport
 from xfv.models.base import ModelSpec
 
 INPUT_MODES = ("detect", "lfw-funneled", "aligned")

@@ -2,18 +2,16 @@
 
 Metrics take the confidence of the predicted decision (in [0.5, 1] for a calibrated method) and
 whether the decision was right, or P(genuine) and the labels. :func:`calibration_report` scores the
-C-Score against Platt scaling and isotonic regression out of fold and draws the figures.
+C-Score against Platt scaling and isotonic regression out of fold; its figures are in :mod:`xfv.plots`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from xfv.method.calibration import (
     Calibrator,
@@ -23,7 +21,7 @@ from xfv.method.calibration import (
     check_pairs,
     out_of_fold_confidence,
 )
-from xfv.method.cscore import CScoreCalibrator, bin_ratios
+from xfv.method.cscore import CScoreCalibrator
 from xfv.method.thresholds import fold_thresholds
 
 #: Bins of the reliability diagram, ECE and MCE: equal widths over [0.5, 1].
@@ -144,20 +142,49 @@ def calibration_metrics(result: OutOfFold, same: np.ndarray) -> dict[str, float]
 # --- the report ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CalibrationReport:
+    """C-Score, Platt and isotonic scored out of fold on one benchmark (figures: :mod:`xfv.plots`)."""
+
+    model_name: str
+    distances: np.ndarray
+    same: np.ndarray
+    folds: np.ndarray
+    thresholds: np.ndarray
+    bins: int
+    results: dict[str, OutOfFold]
+
+    def first_fold_cscore(self) -> tuple[int, np.ndarray, CScoreCalibrator]:
+        """The first fold, the mask of the pairs its C-Score was fitted on (all other folds), the C-Score."""
+        cscore = self.results["cscore"]
+        fold = int(cscore.fold_ids[0])
+        return fold, self.folds != fold, cast(CScoreCalibrator, cscore.calibrators[0])
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: metrics per method, fold thresholds, the range of the C-Scores and their parameters per fold."""
+        cscore = self.results["cscore"]
+        cscore_folds = [
+            {"fold": int(fold), **calibrator.to_dict()["parameters"], "t": calibrator.threshold_}
+            for fold, calibrator in zip(cscore.fold_ids, cscore.calibrators)
+        ]
+        return {
+            "model": self.model_name,
+            "n_pairs": int(len(self.distances)),
+            "n_folds": int(len(self.thresholds)),
+            "cscore_bins": self.bins,
+            **{name: calibration_metrics(result, self.same) for name, result in self.results.items()},
+            "thresholds": [float(t) for t in self.thresholds],
+            "cscore_range": [float(cscore.confidence.min()), float(cscore.confidence.max())],
+            "cscore_folds": cscore_folds,
+        }
+
+
 def calibration_report(
-    distances: np.ndarray,
-    labels: np.ndarray,
-    folds: np.ndarray,
-    out_dir: str | Path,
-    model_name: str,
-    *,
-    bins: int = 400,
-) -> dict[str, Any]:
-    """Score C-Score, Platt and isotonic out of fold (10-fold protocol) and write the figures to ``out_dir``.
+    distances: np.ndarray, labels: np.ndarray, folds: np.ndarray, model_name: str, *, bins: int = 400
+) -> CalibrationReport:
+    """Score C-Score, Platt and isotonic out of fold (10-fold protocol).
 
     Every fold is decided at its protocol threshold and scored by calibrators fitted on the other folds.
-    Returns a JSON-ready dict: one metrics dict per method, the fold thresholds, the range of the
-    C-Scores and their parameters per fold, and the paths of the figures.
     """
     d, same = check_pairs(distances, labels)
     folds = np.asarray(folds)
@@ -168,101 +195,4 @@ def calibration_report(
         "isotonic": IsotonicCalibrator,
     }
     results = {name: out_of_fold_confidence(factory, d, same, folds, thresholds) for name, factory in factories.items()}
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figures = {
-        "reliability": plot_reliability(results, same, out_dir / "reliability.png", model_name),
-        "risk_coverage": plot_risk_coverage(results, same, out_dir / "risk_coverage.png", model_name),
-        "cscore_fit": _plot_first_fold_fit(d, same, folds, results["cscore"], out_dir / "cscore_fit.png", model_name),
-    }
-    cscore_folds = [
-        {"fold": int(fold), **calibrator.to_dict()["parameters"], "t": calibrator.threshold_}
-        for fold, calibrator in zip(results["cscore"].fold_ids, results["cscore"].calibrators)
-    ]
-    return {
-        "model": model_name,
-        "n_pairs": int(len(d)),
-        "n_folds": int(len(thresholds)),
-        "cscore_bins": bins,
-        **{name: calibration_metrics(result, same) for name, result in results.items()},
-        "thresholds": [float(t) for t in thresholds],
-        "cscore_range": [float(results["cscore"].confidence.min()), float(results["cscore"].confidence.max())],
-        "cscore_folds": cscore_folds,
-        "figures": {name: str(path) for name, path in figures.items()},
-    }
-
-
-def _plot_first_fold_fit(
-    d: np.ndarray, same: np.ndarray, folds: np.ndarray, result: OutOfFold, path: Path, model_name: str
-) -> Path:
-    """Figure 2 for the C-Score that scored the first fold, drawn on the folds it was fitted on."""
-    fold = result.fold_ids[0]
-    train = folds != fold
-    calibrator = cast(CScoreCalibrator, result.calibrators[0])
-    title = f"C-Score fit for fold {fold} (fitted on the others): {model_name}"
-    return plot_cscore_fit(d[train], same[train], calibrator, path, title)
-
-
-# --- figures -------------------------------------------------------------------------------------
-
-
-def _save(figure: Figure, path: Path) -> Path:
-    figure.savefig(path, dpi=120)
-    return path
-
-
-def plot_reliability(results: dict[str, OutOfFold], same: np.ndarray, path: Path, model_name: str) -> Path:
-    """Reliability diagram: accuracy against mean confidence per bin, with the pair count per bin below."""
-    figure = Figure(figsize=(6.4, 6.4), layout="constrained")
-    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    top.plot([0.5, 1.0], [0.5, 1.0], color="grey", linestyle=":", label="perfect calibration")
-    for name, result in results.items():
-        correct = result.predicted_same == same
-        bins = reliability_bins(result.confidence, correct)
-        filled = bins.counts > 0
-        ece = expected_calibration_error(result.confidence, correct)
-        top.plot(bins.mean_confidence[filled], bins.accuracy[filled], marker="o", label=f"{name} (ECE {ece:.4f})")
-        bottom.stairs(bins.counts, bins.edges, label=name)
-    top.set(ylabel="accuracy", title=f"Reliability, out of fold: {model_name}", xlim=(0.5, 1.0))
-    top.legend(loc="upper left")
-    bottom.set(xlabel="confidence of the decision", ylabel="pairs", yscale="log")
-    return _save(figure, path)
-
-
-def plot_risk_coverage(results: dict[str, OutOfFold], same: np.ndarray, path: Path, model_name: str) -> Path:
-    """Risk-coverage curves: error rate among the most confident decisions against their share."""
-    figure = Figure(figsize=(6.4, 4.8), layout="constrained")
-    axes = figure.subplots()
-    for name, result in results.items():
-        correct = result.predicted_same == same
-        coverage, risk = risk_coverage_curve(result.confidence, correct)
-        axes.plot(coverage, risk, label=f"{name} (AURC {aurc(result.confidence, correct):.5f})")
-    axes.set(xlabel="coverage", ylabel="risk (error rate)", title=f"Risk-coverage, out of fold: {model_name}")
-    axes.legend(loc="upper left")
-    return _save(figure, path)
-
-
-def plot_cscore_fit(
-    distances: np.ndarray, labels: np.ndarray, calibrator: CScoreCalibrator, path: Path, title: str
-) -> Path:
-    """The paper's figure 2: histogram of the calibration distances, genuine share per bin, fitted curves."""
-    ratios = bin_ratios(distances, labels, calibrator.threshold_, calibrator.bins, calibrator.x_position)
-    width = ratios.edges[1] - ratios.edges[0]
-    x_max = min(2.0, float(np.quantile(distances, 0.999)) + 10 * width)
-    figure = Figure(figsize=(8.0, 4.8), layout="constrained")
-    counts = figure.subplots()
-    for name, mask, colour in (("genuine", labels, "tab:green"), ("impostor", ~labels, "tab:red")):
-        histogram, _ = np.histogram(np.clip(distances[mask], 0.0, 2.0), bins=ratios.edges)
-        counts.stairs(histogram, ratios.edges, fill=True, alpha=0.4, color=colour, label=name)
-    counts.set(xlabel="cosine distance", ylabel="pairs", xlim=(0.0, x_max), title=title)
-    curves = counts.twinx()
-    grid = np.linspace(0.0, x_max, 1000)
-    shown = ratios.x <= x_max
-    curves.plot(ratios.x[shown], ratios.ratio[shown], ".", color="black", markersize=3, label="genuine share per bin")
-    curves.plot(grid, calibrator.sigmoid_(grid), color="tab:blue", label="fitted c(d)")
-    curves.plot(grid, calibrator.predict_confidence(grid), color="tab:orange", label="C-Score")
-    curves.axvline(calibrator.threshold_, color="grey", linestyle="--", label=f"t = {calibrator.threshold_:.4f}")
-    curves.set(ylabel="genuine share / confidence", ylim=(-0.02, 1.05))
-    handles = counts.get_legend_handles_labels()[0] + curves.get_legend_handles_labels()[0]
-    curves.legend(handles=handles, loc="center right", fontsize="small")
-    return _save(figure, path)
+    return CalibrationReport(model_name, d, same, folds, np.asarray(thresholds), bins, results)

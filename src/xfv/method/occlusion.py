@@ -160,7 +160,7 @@ class PatchGrid:
         """Write ``face`` with occlusion ``index`` applied into ``out`` (fill: a value or a stamp-sized image)."""
         rows, cols, stamp_rows, stamp_cols = self._window(index)
         mask = self.stamp[stamp_rows, stamp_cols, None]
-        patch = fill if np.isscalar(fill) else np.asarray(fill)[stamp_rows, stamp_cols]
+        patch = fill if isinstance(fill, int) else np.asarray(fill)[stamp_rows, stamp_cols]
         region = face[rows, cols].astype(np.float32)
         out[:] = face
         out[rows, cols] = np.rint(region * (1.0 - mask) + patch * mask).astype(np.uint8)

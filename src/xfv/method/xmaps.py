@@ -16,15 +16,16 @@ region supports the match ("similar").
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from xfv.errors import MethodError
 from xfv.method.distances import cosine_distance, cosine_distance_matrix
 from xfv.method.occlusion import OcclusionPlan, PatchGrid, round_half_up
 
-METHODS = (1, 2, 3)
 #: Distance changes this small are float rounding (float32 embeddings), not an effect of occlusion.
 DEVIATION_TOLERANCE = 1e-6
 
@@ -55,7 +56,9 @@ class XMaps:
 Distances = tuple[np.ndarray, np.ndarray]
 
 
-def method1_distances(occluded1: np.ndarray, occluded2: np.ndarray) -> Distances:
+def method1_distances(
+    occluded1: np.ndarray, occluded2: np.ndarray, original1: np.ndarray, original2: np.ndarray
+) -> Distances:
     """Eq. 6: row and column means of all cosine distances between two sets of occluded embeddings."""
     matrix = cosine_distance_matrix(occluded1, occluded2)
     return matrix.mean(axis=1), matrix.mean(axis=0)
@@ -68,22 +71,88 @@ def method2_distances(
     return cosine_distance(occluded1, original2[None, :]), cosine_distance(original1[None, :], occluded2)
 
 
-def method3_distances(occluded1: np.ndarray, occluded2: np.ndarray) -> Distances:
+def method3_distances(
+    occluded1: np.ndarray, occluded2: np.ndarray, original1: np.ndarray, original2: np.ndarray
+) -> Distances:
     """Eq. 8: co-located occlusions of both faces; the same distances for both maps."""
     distances = cosine_distance(occluded1, occluded2)
     return distances, distances
 
 
+#: A distance picker: (occluded 1, occluded 2, original 1, original 2) of one patch size -> (D1, D2).
+DistancePicker = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Distances]
+
+
+@dataclass(frozen=True)
+class XMapMethod:
+    """One registered X-Map method: its number, a short name, what it shows, and its distance picker."""
+
+    number: int
+    name: str
+    description: str
+    distances: DistancePicker
+
+    @property
+    def roman(self) -> str:
+        """The method's number as the paper writes it (I, II, III, ...)."""
+        return _roman(self.number)
+
+
+def _roman(number: int) -> str:
+    values = ((10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I"))
+    out = ""
+    for value, letters in values:
+        count, number = divmod(number, value)
+        out += letters * count
+    return out
+
+
+#: The X-Map methods by number; the CLI, the Python API, the store and the web read their choices here.
+XMAP_METHODS: dict[int, XMapMethod] = {
+    method.number: method
+    for method in (
+        XMapMethod(
+            1,
+            "every occlusion against every occlusion",
+            "Every occlusion of one face against every occlusion of the other, averaged: what a region means "
+            "to the pair whatever is hidden on the other side.",
+            method1_distances,
+        ),
+        XMapMethod(
+            2,
+            "occluded against unoccluded",
+            "Every occlusion of one face against the other, unoccluded face: the direct influence of each region.",
+            method2_distances,
+        ),
+        XMapMethod(
+            3,
+            "co-located occlusions",
+            "Co-located occlusions of both faces: how much the same region of both faces matters. "
+            "Both maps are the same.",
+            method3_distances,
+        ),
+    )
+}
+METHODS = tuple(XMAP_METHODS)
+
+
+def check_methods(methods: Iterable[int]) -> tuple[int, ...]:
+    """The registered methods asked for, once each in the order given; :class:`MethodError` otherwise."""
+    asked = list(methods)
+    try:
+        chosen = tuple(dict.fromkeys(int(m) for m in asked))
+    except (TypeError, ValueError):
+        chosen = ()
+    if not chosen or any(m not in XMAP_METHODS for m in chosen):
+        raise MethodError(f"X-Map methods must be among {', '.join(map(str, METHODS))}, got {asked}")
+    return chosen
+
+
 def select_distances(method: int, emb1: OcclusionEmbeddings, emb2: OcclusionEmbeddings, segment: range) -> Distances:
     """Distances (D1, D2) of one method for the occlusions in ``segment`` (one patch size)."""
+    (number,) = check_methods([method])
     occluded1, occluded2 = emb1.occluded[segment.start : segment.stop], emb2.occluded[segment.start : segment.stop]
-    if method == 1:
-        return method1_distances(occluded1, occluded2)
-    if method == 2:
-        return method2_distances(occluded1, occluded2, emb1.original, emb2.original)
-    if method == 3:
-        return method3_distances(occluded1, occluded2)
-    raise ValueError(f"unknown X-Map method {method!r}: use one of {METHODS}")
+    return XMAP_METHODS[number].distances(occluded1, occluded2, emb1.original, emb2.original)
 
 
 def deviations_from(distances: np.ndarray, d_orig: float) -> np.ndarray:
@@ -162,6 +231,10 @@ def compute_xmaps(
 
 __all__ = [
     "METHODS",
+    "XMAP_METHODS",
+    "DistancePicker",
+    "XMapMethod",
+    "check_methods",
     "OcclusionEmbeddings",
     "XMaps",
     "DEVIATION_TOLERANCE",

@@ -7,6 +7,8 @@ model spec in ``$XFV_HOME/models/``, or a path to a ``.json`` model spec or an `
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -18,7 +20,6 @@ from xfv.models.base import FaceModel, ModelSpec
 from xfv.models.onnx_model import OnnxModel, OnnxModelSpec
 
 DEFAULT_MODEL = "dlib"
-BUILTIN_MODELS = ("dlib", "dlib-native")
 
 
 def shipped_calibration(name: str) -> dict[str, Any] | None:
@@ -53,6 +54,42 @@ def _dlib_spec(name: str, description: str) -> ModelSpec:
     )
 
 
+def _dlib_onnx(spec: ModelSpec) -> FaceModel:
+    from xfv.models.dlib_onnx import DlibOnnxModel
+
+    return DlibOnnxModel(spec)
+
+
+def _dlib_native(spec: ModelSpec) -> FaceModel:
+    from xfv.models.dlib_native import DlibNativeModel
+
+    return DlibNativeModel(spec)
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A model xfv ships: its name, a one-line description, the backend that runs it and its spec."""
+
+    name: str
+    description: str
+    backend: Callable[[ModelSpec], FaceModel]
+    spec: Callable[[str, str], ModelSpec] = _dlib_spec
+
+    def load(self) -> FaceModel:
+        return self.backend(self.spec(self.name, self.description))
+
+
+#: The built-in models by name; a new backend is one entry here (user models are JSON specs).
+BUILTIN: dict[str, BuiltinModel] = {
+    model.name: model
+    for model in (
+        BuiltinModel("dlib", "dlib's ResNet face descriptor converted to ONNX, on ONNX Runtime", _dlib_onnx),
+        BuiltinModel("dlib-native", "dlib's ResNet face descriptor run by dlib itself (reference)", _dlib_native),
+    )
+}
+BUILTIN_MODELS = tuple(BUILTIN)
+
+
 def _user_spec_paths() -> dict[str, Path]:
     folder = get_settings().home / "models"
     return {path.stem: path for path in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
@@ -61,14 +98,8 @@ def _user_spec_paths() -> dict[str, Path]:
 @cache
 def get_model(name: str = DEFAULT_MODEL) -> FaceModel:
     """Load a model by name or spec path (loaded once per process)."""
-    if name == "dlib-native":
-        from xfv.models.dlib_native import DlibNativeModel
-
-        return DlibNativeModel(_dlib_spec(name, "dlib's ResNet face descriptor run by dlib itself (reference)"))
-    if name == "dlib":
-        from xfv.models.dlib_onnx import DlibOnnxModel
-
-        return DlibOnnxModel(_dlib_spec(name, "dlib's ResNet face descriptor converted to ONNX, on ONNX Runtime"))
+    if name in BUILTIN:
+        return BUILTIN[name].load()
     user_specs = _user_spec_paths()
     if name in user_specs:
         return OnnxModel(OnnxModelSpec.from_json(user_specs[name]))
@@ -92,4 +123,15 @@ def available_models() -> list[ModelSpec]:
     return specs
 
 
-__all__ = ["DEFAULT_MODEL", "FaceModel", "ModelSpec", "available_models", "calibration_fields", "get_model", "shipped_calibration"]
+__all__ = [
+    "BUILTIN",
+    "BUILTIN_MODELS",
+    "DEFAULT_MODEL",
+    "BuiltinModel",
+    "FaceModel",
+    "ModelSpec",
+    "available_models",
+    "calibration_fields",
+    "get_model",
+    "shipped_calibration",
+]

@@ -37,7 +37,7 @@ from xfv.method.cscore import CScoreCalibrator
 from xfv.method.metrics import fold_accuracies
 from xfv.method.occlusion import OcclusionSettings
 from xfv.method.thresholds import fold_thresholds, pair_thresholds
-from xfv.method.xmaps import METHODS
+from xfv.method.xmaps import check_methods
 from xfv.models import get_model
 from xfv.pipeline.evaluate import pair_distances
 from xfv.pipeline.executors import Executor, make_executor, worker_name
@@ -56,9 +56,9 @@ from xfv.store.repository import (
     distance_table,
     find_dataset,
     fold_results,
+    missing_xmap_methods,
     occlusion_setting,
     pair_correctness,
-    pairs_with_xmaps,
     register_model,
     write_scores,
 )
@@ -125,13 +125,12 @@ def run_distance_task(task: DistanceTask) -> DistanceOutput:
 
 @dataclass(frozen=True)
 class XMapTask:
-    """X-Maps of some pairs ``(pair id, path 1, path 2)`` for ``methods`` under ``settings``."""
+    """X-Maps of some pairs ``(pair id, path 1, path 2, methods)`` under ``settings``."""
 
     model: str
     input_mode: str
     root: str
-    pairs: tuple[tuple[int, str, str], ...]
-    methods: tuple[int, ...]
+    pairs: tuple[tuple[int, str, str, tuple[int, ...]], ...]
     settings: OcclusionSettings
 
 
@@ -148,10 +147,10 @@ def run_xmap_task(task: XMapTask) -> XMapOutput:
     engine = OcclusionEngine(model, task.settings)
     root = Path(task.root)
     records: list[XMapRecord] = []
-    for pair_id, path1, path2 in task.pairs:
+    for pair_id, path1, path2, methods in task.pairs:
         face1 = align_path(root / path1, model.spec, task.input_mode)
         face2 = align_path(root / path2, model.spec, task.input_mode)
-        explanation = explain_pair(face1, face2, model, task.methods, engine=engine)
+        explanation = explain_pair(face1, face2, model, methods, engine=engine)
         records.extend(
             XMapRecord(pair_id, method, explanation.distance, explanation.forward_passes, pack_maps(xmap_arrays(maps)))
             for method, maps in explanation.maps.items()
@@ -416,10 +415,8 @@ def compute_xmaps(
     methods: Sequence[int],
     options: ComputeOptions,
 ) -> XMapReport:
-    """X-Maps of the selected pairs (chunked, resumable); pairs that already have them are skipped."""
-    methods = tuple(sorted(set(methods)))
-    if not methods or any(m not in METHODS for m in methods):
-        raise XfvError(f"X-Map methods must be among {', '.join(map(str, METHODS))}, got {list(methods)}")
+    """X-Maps of the selected pairs (chunked, resumable); only the methods a pair lacks are computed."""
+    methods = tuple(sorted(check_methods(methods)))
     face_model = get_model(model_name)
     with store.transaction() as session:
         dataset = find_dataset(session, dataset_name)
@@ -427,8 +424,8 @@ def compute_xmaps(
         setting = occlusion_setting(session, settings)
         files = dataset_pair_files(session, dataset)
         selected = select_pairs(selection, files, pair_correctness(session, dataset, model))
-        done = pairs_with_xmaps(session, model, setting, methods)
-        todo = [pair_id for pair_id in selected if pair_id not in done]
+        missing = missing_xmap_methods(session, model, setting.key, selected, methods)
+        todo = list(missing)
         size = options.xmap_chunk_size
         plan = [todo[i : i + size] for i in range(0, len(todo), size)]
         key = job_key("xmaps", dataset=dataset.id, model=model.id, setting=setting.key, methods=methods, pairs=selected)
@@ -444,8 +441,7 @@ def compute_xmaps(
                     _model_argument(model_name),
                     dataset.input_mode,
                     dataset.root,
-                    tuple((i, by_id[i].path1, by_id[i].path2) for i in c.pair_ids),
-                    methods,
+                    tuple((i, by_id[i].path1, by_id[i].path2, missing[i]) for i in c.pair_ids if i in missing),
                     settings,
                 )
                 for c in chunks

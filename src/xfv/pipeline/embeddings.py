@@ -98,7 +98,7 @@ def _embed(
     keys = [embedding_key(model, mode, _hash_file(path), face) for path, face in zip(paths, faces)]
     wanted = [*keys, *map(_report_key, keys)] if with_reports else keys
     found = cache.get_many(wanted)
-    missing = {}
+    missing: dict[str, tuple[Path, FaceChoice]] = {}
     for key, path, face in zip(keys, paths, faces):
         if key not in found or (with_reports and _report_key(key) not in found):
             missing.setdefault(key, (Path(path), face))
@@ -117,7 +117,7 @@ def _embed(
             bar.update(len(batch))
     if not keys:
         return np.empty((0, model.spec.embedding_size), np.float32), []
-    reports = [_report_of(found[_report_key(key)]) for key in keys] if with_reports else [None] * len(keys)
+    reports: list[FaceReport | None] = [_report_of(found[_report_key(key)]) for key in keys] if with_reports else [None] * len(keys)
     return np.stack([found[key] for key in keys]), reports
 
 

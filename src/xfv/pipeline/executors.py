@@ -46,7 +46,7 @@ class Executor(ABC):
     def map_unordered(self, function: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[int, R]]:
         """``(index, function(tasks[index]))`` for every task, as each finishes."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook, not abstract)
         """Release workers (nothing to do for the in-process executor)."""
 
     def __enter__(self: E) -> E:

@@ -11,19 +11,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from xfv.cache import ArrayCache, content_hash, default_cache
-from xfv.errors import XfvError
+from xfv.errors import MethodError, XfvError
 from xfv.method.calibration import Calibrator
-from xfv.method.colour import DEFAULT_COLOURMAP, xmap_image
+from xfv.method.colour import DEFAULT_COLOURMAP, colour_map, overlay, xmap_image
 from xfv.method.distances import cosine_distance
 from xfv.method.occlusion import OcclusionPlan, OcclusionSettings
-from xfv.method.xmaps import METHODS, OcclusionEmbeddings, XMaps, compute_xmaps
+from xfv.method.xmaps import METHODS, OcclusionEmbeddings, XMaps, check_methods, compute_xmaps
 from xfv.models.base import FaceModel, ProgressCallback
-from xfv.pipeline.verify import confidence_of
+from xfv.pipeline.verify import confidence_of, model_calibrator
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: How :meth:`Explanation.image` draws a map: the paper's blend (Algorithm 2), a heat-map overlay
+#: (half face, half coloured map), or the coloured map alone.
+Style = Literal["blend", "heat", "map"]
+STYLES: tuple[Style, ...] = ("blend", "heat", "map")
 
 #: Occluded faces generated and embedded at a time (bounds memory, not throughput).
 OCCLUSION_CHUNK = 256
@@ -88,12 +96,13 @@ class OcclusionEngine:
         return face
 
 
-@dataclass
+@dataclass(repr=False)
 class Explanation:
-    """X-Maps of one pair: per method the raw and merged maps and the blended X-Map images.
+    """X-Maps of one pair: per method the raw and merged maps; pictures are drawn on request.
 
     ``same`` is the decision (genuine iff distance <= threshold; None without a threshold);
-    ``confidence`` the C-Score of that decision, if a calibrator was given.
+    ``confidence`` the C-Score of that decision (None when neither the caller nor the model has a
+    calibration).
     """
 
     aligned1: np.ndarray
@@ -105,10 +114,44 @@ class Explanation:
     same: bool | None
     confidence: float | None
     maps: dict[int, XMaps]
-    images1: dict[int, np.ndarray]
-    images2: dict[int, np.ndarray]
     forward_passes: int
     coverage_normalised: bool = False
+    colourmap: str = DEFAULT_COLOURMAP
+
+    def __repr__(self) -> str:
+        return f"Explanation({self.title()}; methods {', '.join(map(str, sorted(self.maps)))})"
+
+    def title(self) -> str:
+        """One line: model, distance, threshold and decision, C-Score."""
+        parts = [f"{self.model_name}: distance {self.distance:.4f}"]
+        if self.threshold is not None:
+            parts.append(f"threshold {self.threshold:.4f} -> {self.decision}")
+        if self.confidence is not None:
+            parts.append(f"C-Score {100 * self.confidence:.1f}%")
+        return ", ".join(parts)
+
+    def image(self, method: int, which: int = 1, style: Style = "blend") -> np.ndarray:
+        """The X-Map of face ``which`` (1 or 2) for ``method`` as uint8 RGB, drawn in ``style``."""
+        (method,) = check_methods([method])
+        if method not in self.maps:
+            raise MethodError(f"this explanation holds methods {sorted(self.maps)}, not method {method}")
+        if which not in (1, 2):
+            raise XfvError(f"which face: 1 or 2, got {which!r}")
+        if style not in STYLES:
+            raise XfvError(f"unknown style {style!r}: use one of {', '.join(STYLES)}")
+        face = self.aligned1 if which == 1 else self.aligned2
+        similarity = self.maps[method].merged1 if which == 1 else self.maps[method].merged2
+        if style == "blend":
+            return xmap_image(face, similarity, self.colourmap)
+        if style == "heat":
+            return overlay(face, similarity, colourmap=self.colourmap)
+        return colour_map(similarity, self.colourmap)
+
+    def figure(self, style: Style = "blend") -> Figure:
+        """Both faces and their X-Maps side by side, titled with :meth:`title` (a matplotlib Figure)."""
+        from xfv.plots import XMapDisplay
+
+        return XMapDisplay.from_explanation(self, style=style).figure_
 
     @property
     def decision(self) -> str | None:
@@ -158,13 +201,6 @@ def _decision(
     return threshold, distance <= threshold, confidence_of(calibrator, distance, threshold)
 
 
-def _check_methods(methods: Sequence[int]) -> tuple[int, ...]:
-    chosen = tuple(dict.fromkeys(int(m) for m in methods))
-    if not chosen or any(m not in METHODS for m in chosen):
-        raise XfvError(f"X-Map methods must be among {', '.join(map(str, METHODS))}, got {list(methods)}")
-    return chosen
-
-
 def explain_pair(
     face1: np.ndarray,
     face2: np.ndarray,
@@ -183,18 +219,20 @@ def explain_pair(
 ) -> Explanation:
     """X-Maps of two aligned faces (uint8 RGB, the model's input size) for the given methods.
 
-    ``threshold`` defaults to the model's; ``calibrator`` (e.g. ``verify.model_calibrator(model)``)
-    gives the C-Score. Pass ``engine`` to share one engine (and its pass count) across pairs;
-    otherwise one is built from ``model``, ``settings``, ``cache`` and ``progress``.
+    ``threshold`` defaults to the model's, ``calibrator`` (for the C-Score) to the one the model
+    ships (:func:`~xfv.pipeline.verify.model_calibrator`). Pass ``engine`` to share one engine (and
+    its pass count) across pairs; otherwise one is built from ``model``, ``settings``, ``cache``
+    and ``progress``.
     ``forward_passes`` in the result counts only this call's passes (0 when both faces were cached).
     """
-    methods = _check_methods(methods)
+    methods = check_methods(methods)
     engine = engine or OcclusionEngine(model, settings, cache, progress)
     if engine.model is not model:
         raise XfvError("the occlusion engine was built for another model")
     passes_before = engine.forward_passes
     emb1, emb2 = engine.embeddings(face1), engine.embeddings(face2)
     distance = float(cosine_distance(emb1.original, emb2.original))
+    calibrator = calibrator if calibrator is not None else model_calibrator(model)
     threshold, same, confidence = _decision(distance, threshold, calibrator, model)
     maps = {m: compute_xmaps(m, emb1, emb2, engine.plan, coverage_normalised, smoothing) for m in methods}
     return Explanation(
@@ -207,10 +245,9 @@ def explain_pair(
         same=same,
         confidence=confidence,
         maps=maps,
-        images1={m: xmap_image(face1, maps[m].merged1, colourmap) for m in methods},
-        images2={m: xmap_image(face2, maps[m].merged2, colourmap) for m in methods},
         forward_passes=engine.forward_passes - passes_before,
         coverage_normalised=coverage_normalised,
+        colourmap=colourmap,
     )
 
 
@@ -223,4 +260,4 @@ def explain_photos(
     return explain_pair(align_path(path1, model.spec, mode), align_path(path2, model.spec, mode), model, **options)
 
 
-__all__ = ["OCCLUSION_CHUNK", "Explanation", "OcclusionEngine", "explain_pair", "explain_photos"]
+__all__ = ["OCCLUSION_CHUNK", "STYLES", "Explanation", "Style", "OcclusionEngine", "explain_pair", "explain_photos"]

@@ -101,9 +101,8 @@ def deletion_curve(
     """Distances of the pair after blacking out the first fraction of pixels in ``order`` (flat indices)."""
     deleted = []
     for fraction in fractions:
-        hidden = np.zeros(face1.shape[:2], dtype=bool).ravel()
-        hidden[order[: int(round(fraction * order.size))]] = True
-        hidden = hidden.reshape(face1.shape[:2])
+        hidden = np.zeros(face1.shape[:2], dtype=bool)
+        hidden.flat[order[: int(round(fraction * order.size))]] = True
         deleted.extend([np.where(hidden[..., None], 0, face1), np.where(hidden[..., None], 0, face2)])
     embeddings = model.embed(np.stack(deleted).astype(np.uint8))
     return cosine_distance(embeddings[0::2], embeddings[1::2])

@@ -95,6 +95,22 @@ def face_warnings(paths: list[Path], reports: list[FaceReport | None]) -> list[s
     return [f"{path}: {warning}" for path, report in zip(paths, reports) if report for warning in report.warnings]
 
 
+def verify_aligned(
+    face1: np.ndarray,
+    face2: np.ndarray,
+    model: FaceModel,
+    threshold: float | None = None,
+    names: tuple[str, str] = ("face 1", "face 2"),
+) -> Verification:
+    """Decide on two aligned faces at ``threshold`` (default: the model's), with the model's C-Score."""
+    threshold, source = resolve_threshold(model, threshold)
+    distance, same = verify_faces(face1, face2, model, threshold)
+    calibrator = model_calibrator(model)
+    confidence = confidence_of(calibrator, distance, threshold)
+    name = calibration_name(calibrator) if calibrator else None
+    return Verification(*names, model.spec.name, distance, threshold, source, same, confidence, name)
+
+
 def verify_paths(
     image1: Path,
     image2: Path,
@@ -104,15 +120,9 @@ def verify_paths(
     faces: tuple[FaceChoice, FaceChoice] = ("auto", "auto"),
 ) -> Verification:
     """Align the chosen face of both photos, embed them and decide."""
-    threshold, source = resolve_threshold(model, threshold)
     aligned = [align_photo(path, model.spec, mode, face) for path, face in zip((image1, image2), faces)]
-    distance, same = verify_faces(aligned[0].face, aligned[1].face, model, threshold)
-    calibrator = model_calibrator(model)
-    confidence = confidence_of(calibrator, distance, threshold)
-    name = calibration_name(calibrator) if calibrator else None
+    verification = verify_aligned(aligned[0].face, aligned[1].face, model, threshold, (str(image1), str(image2)))
     reports = [photo.report for photo in aligned]
-    return Verification(
-        str(image1), str(image2), model.spec.name, distance, threshold, source, same, confidence, name,
-        faces=[report.to_dict() if report else None for report in reports],
-        warnings=face_warnings([image1, image2], reports),
-    )
+    verification.faces = [report.to_dict() if report else None for report in reports]
+    verification.warnings = face_warnings([image1, image2], reports)
+    return verification

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from xfv.cache import content_hash
-from xfv.datasets import PROTOCOL_INPUT_MODES, PairList, read_protocol
+from xfv.datasets import PairList, get_protocol, read_protocol
 from xfv.errors import DatasetError
 from xfv.faces import INPUT_MODES, decode_image
 from xfv.faces.quality import image_quality
@@ -100,7 +100,7 @@ def ingest(
     store: Store, protocol: str, root: Path, name: str, input_mode: str | None = None, progress: bool = True
 ) -> IngestReport:
     """Read ``protocol`` at ``root`` into the store as ``name`` (or verify the stored copy)."""
-    mode = input_mode or PROTOCOL_INPUT_MODES.get(protocol, "detect")
+    mode = input_mode or get_protocol(protocol).input_mode
     if mode not in INPUT_MODES:
         raise DatasetError(f"unknown input mode {mode!r}: use one of {', '.join(INPUT_MODES)}")
     root = Path(root).expanduser().resolve()

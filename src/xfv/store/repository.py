@@ -34,7 +34,7 @@ dataset at once, ``pair_results (model_id, distance | cscore)`` keep it fast on 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -256,17 +256,29 @@ def occlusion_setting(session: Session, settings: OcclusionSettings) -> Occlusio
     return row
 
 
-def pairs_with_xmaps(session: Session, model: Model, setting: OcclusionSetting, methods: Sequence[int]) -> set[int]:
-    """Ids of the pairs that already have X-Maps of every one of ``methods``."""
+#: Up to this many pair ids go into an SQL ``IN``; beyond, all rows of the model and setting are read.
+FEW_PAIRS = 500
+
+
+def missing_xmap_methods(
+    session: Session, model: Model, setting_key: str, pair_ids: Iterable[int], methods: Sequence[int]
+) -> dict[int, tuple[int, ...]]:
+    """Per pair of ``pair_ids``, those of ``methods`` without stored X-Maps of ``model`` under the
+    occlusion setting ``setting_key`` (pairs with all of them stored are left out), so adding a
+    method asks for that method only."""
+    ids = list(pair_ids)
     query = (
-        select(XMapResult.pair_id)
-        .where(
-            XMapResult.model_id == model.id, XMapResult.setting_id == setting.id, XMapResult.method.in_(list(methods))
-        )
-        .group_by(XMapResult.pair_id)
-        .having(func.count() == len(set(methods)))
+        select(XMapResult.pair_id, XMapResult.method)
+        .join(OcclusionSetting, OcclusionSetting.id == XMapResult.setting_id)
+        .where(XMapResult.model_id == model.id, OcclusionSetting.key == setting_key)
     )
-    return set(session.scalars(query))
+    if len(ids) <= FEW_PAIRS:
+        query = query.where(XMapResult.pair_id.in_(ids))
+    stored: dict[int, set[int]] = {}
+    for pair_id, method in session.execute(query):
+        stored.setdefault(pair_id, set()).add(method)
+    missing = {pair_id: tuple(m for m in methods if m not in stored.get(pair_id, ())) for pair_id in ids}
+    return {pair_id: todo for pair_id, todo in missing.items() if todo}
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ Every :class:`~xfv.errors.XfvError` is the user's problem (bad input, missing da
 
 from __future__ import annotations
 
-from xfv.errors import DatasetError, ImageError, ModelError, NoFaceError, XfvError
+from xfv.errors import DatasetError, ImageError, MethodError, ModelError, NoFaceError, XfvError
 
 
 class NotFoundError(XfvError):
@@ -28,6 +28,7 @@ class ConflictError(XfvError):
 #: Most specific first: the first class an error is an instance of decides its status.
 _STATUS: tuple[tuple[type[XfvError], int], ...] = (
     (NotFoundError, 404),
+    (MethodError, 404),
     (UploadTooLargeError, 413),
     (UnsupportedImageError, 415),
     (NoFaceError, 422),

@@ -12,19 +12,25 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from xfv.faces import align_face, load_image
 from xfv.method.occlusion import OcclusionSettings
-from xfv.method.xmaps import METHODS
+from xfv.method.xmaps import METHODS, check_methods
 from xfv.models import get_model
 from xfv.pipeline.explain import explain_pair
 from xfv.store import Store
 from xfv.store.arrays import pack_maps, unpack_maps, xmap_arrays
-from xfv.store.models import Model, OcclusionSetting, XMapResult
-from xfv.store.repository import XMapRecord, add_xmaps, find_model, occlusion_setting, register_model
+from xfv.store.models import Model
+from xfv.store.repository import (
+    XMapRecord,
+    add_xmaps,
+    find_model,
+    missing_xmap_methods,
+    occlusion_setting,
+    register_model,
+)
 from xfv.web.errors import ConflictError, NotFoundError
 from xfv.web.jobs import Job, JobManager
 from xfv.web.lru import LRU
@@ -89,8 +95,7 @@ class PairMaps:
         setting: str | None,
     ) -> bytes:
         """One X-Map picture of a stored pair as PNG."""
-        if method not in METHODS:
-            raise NotFoundError(f"no X-Map method {method}: use one of {', '.join(map(str, METHODS))}")
+        check_methods([method])
         pair = get_pair(session, pair_id)
         key = self.setting_for(session, pair_id, model, setting)
         similarity = select_map(self.maps(session, pair_id, model, method, key), image, patch)
@@ -99,32 +104,27 @@ class PairMaps:
 
     # --- computing -----------------------------------------------------------------------------
 
-    def missing_methods(self, session: Session, pair_id: int, model: Model) -> list[int]:
+    def missing_methods(self, session: Session, pair_id: int, model: Model) -> tuple[int, ...]:
         """Methods of the server's setting not yet stored for this pair and model."""
-        stored = session.scalars(
-            select(XMapResult.method)
-            .join(OcclusionSetting, OcclusionSetting.id == XMapResult.setting_id)
-            .where(
-                XMapResult.pair_id == pair_id,
-                XMapResult.model_id == model.id,
-                OcclusionSetting.key == self.settings.cache_key(),
-            )
-        )
-        return sorted(set(METHODS) - set(stored))
+        missing = missing_xmap_methods(session, model, self.settings.cache_key(), [pair_id], METHODS)
+        return missing.get(pair_id, ())
 
     def start(self, session: Session, pair_id: int, model_name: str) -> Job | None:
         """Start computing the pair's missing X-Maps of ``model_name``; None if none is missing."""
         get_pair(session, pair_id)
         model = find_model(session, model_name)
-        if not self.missing_methods(session, pair_id, model):
+        missing = self.missing_methods(session, pair_id, model)
+        if not missing:
             return None
         key = f"pair-xmaps:{pair_id}:{model.name}:{self.settings.cache_key()}"
         total = 2 * (self.settings.count + 1)
         url = f"/api/pairs/{pair_id}"
-        return self.jobs.submit("pair-xmaps", key, total, url, lambda job: self._compute(job, pair_id, model.name))
+        return self.jobs.submit(
+            "pair-xmaps", key, total, url, lambda job: self._compute(job, pair_id, model.name, missing)
+        )
 
-    def _compute(self, job: Job, pair_id: int, model_name: str) -> None:
-        """The job: align both faces, explain the pair with every method, store the maps."""
+    def _compute(self, job: Job, pair_id: int, model_name: str, methods: tuple[int, ...]) -> None:
+        """The job: align both faces, explain the pair with the missing methods, store the maps."""
         face_model = get_model(model_name)
         with self.store.transaction() as session:
             row = register_model(session, face_model.spec)
@@ -132,7 +132,7 @@ class PairMaps:
             files = [image_file(session, image_id) for image_id in (pair.image1_id, pair.image2_id)]
         spec = face_model.spec
         faces = [_aligned(str(f.path), f.input_mode, spec.alignment, spec.input_size) for f in files]
-        explanation = explain_pair(faces[0], faces[1], face_model, METHODS, self.settings, progress=job.advance)
+        explanation = explain_pair(faces[0], faces[1], face_model, methods, self.settings, progress=job.advance)
         records = [
             XMapRecord(pair_id, method, explanation.distance, explanation.forward_passes, pack_maps(xmap_arrays(maps)))
             for method, maps in explanation.maps.items()

@@ -9,6 +9,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from xfv import __version__
+from xfv.method.xmaps import XMAP_METHODS
 
 DASH = "–"
 
@@ -76,4 +77,4 @@ templates.env.filters.update(
     cscore_pill=cscore_pill,
     quality_bar=quality_bar,
 )
-templates.env.globals.update(static=static_url, version=__version__)
+templates.env.globals.update(static=static_url, version=__version__, xmap_methods=XMAP_METHODS)

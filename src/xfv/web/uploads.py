@@ -23,11 +23,11 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from xfv.errors import XfvError
+from xfv.errors import ModelError, XfvError
 from xfv.faces import AlignedFace, FaceChoice, align_face, decode_image
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import OcclusionSettings
-from xfv.method.xmaps import METHODS
+from xfv.method.xmaps import METHODS, check_methods
 from xfv.models import BUILTIN_MODELS, FaceModel, get_model
 from xfv.pipeline.explain import Explanation, explain_pair
 from xfv.pipeline.verify import confidence_of, model_calibrator, resolve_threshold, verify_faces
@@ -174,7 +174,7 @@ class Uploads:
     def _model(self, session: Session, name: str) -> FaceModel:
         allowed = self.allowed_models(session)
         if name not in allowed:
-            raise XfvError(f"unknown model {name!r}: choose one of {', '.join(allowed)}")
+            raise ModelError(f"unknown model {name!r}: choose one of {', '.join(allowed)}")
         return get_model(name)
 
     def create(
@@ -251,8 +251,7 @@ class Uploads:
         """One X-Map picture of an upload as PNG."""
         if upload.explanation is None:
             raise NotFoundError(f"the X-Maps of upload {upload.id} are not computed yet")
-        if method not in upload.explanation.maps:
-            raise NotFoundError(f"no X-Map method {method}: use one of {', '.join(map(str, METHODS))}")
+        check_methods([method])
         arrays = xmap_arrays(upload.explanation.maps[method])
         face = upload.photos[image - 1].aligned.face
         return png(render_map(face, select_map(arrays, image, patch), display))

@@ -1,4 +1,4 @@
-/* Viewer: model switching and keyboard shortcuts (arrows: previous/next pair; 1, 2, 3: method). */
+/* Viewer: model switching and keyboard shortcuts (arrows: previous/next pair; a digit: that X-Map method). */
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -21,7 +21,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (link) {
       const anchor = document.getElementById(link);
       if (anchor && !anchor.classList.contains("disabled")) window.location.href = anchor.href;
-    } else if (viewer && ["1", "2", "3"].includes(event.key)) {
+    } else if (viewer && viewer.root.querySelector(`[data-control="method"] [data-value="${CSS.escape(event.key)}"]`)) {
       viewer.set("method", event.key);
     }
   });

@@ -1,0 +1,131 @@
+"""The front door for Python users: load a model, align photos, verify and explain pairs.
+
+Everything here is re-exported by :mod:`xfv`, so one import line is enough::
+
+    import xfv
+    explanation = xfv.XMaps("dlib").explain("photo1.jpg", "photo2.jpg")
+
+Paths are photos (aligned for the model with ``mode``: detect, lfw-funneled or aligned); arrays
+are faces already aligned for the model (see :func:`align`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from xfv.cache import ArrayCache
+from xfv.config import get_settings
+from xfv.faces import align_face, align_path
+from xfv.method.calibration import Calibrator
+from xfv.method.occlusion import OcclusionSettings
+from xfv.method.xmaps import METHODS, check_methods
+from xfv.models import FaceModel, get_model
+from xfv.pipeline.explain import Explanation, OcclusionEngine, explain_pair
+from xfv.pipeline.verify import Verification, model_calibrator, verify_aligned
+
+#: A photo (a path) or a face already aligned for the model (uint8 RGB array).
+FaceInput = str | Path | np.ndarray
+ModelInput = str | FaceModel | None
+
+
+def load_model(name: str | None = None) -> FaceModel:
+    """A model by name (see ``xfv models``) or by path of a .json spec or .onnx file; default
+    ``$XFV_MODEL`` or dlib. Loaded once per process."""
+    return get_model(name or get_settings().default_model)
+
+
+def _model(model: ModelInput) -> FaceModel:
+    return model if isinstance(model, FaceModel) else load_model(model)
+
+
+def align(image: str | Path | np.ndarray, model: ModelInput = None, mode: str = "detect") -> np.ndarray:
+    """A photo (path or uint8 RGB array) aligned for ``model``: uint8 RGB of the model's input size."""
+    spec = _model(model).spec
+    if isinstance(image, np.ndarray):
+        return align_face(image, spec.alignment, spec.input_size, mode).face
+    return align_path(image, spec, mode)
+
+
+def _face(face: FaceInput, model: FaceModel, mode: str) -> np.ndarray:
+    """An aligned face: a path is aligned for ``model``, an array is taken as aligned already."""
+    return np.asarray(face) if isinstance(face, np.ndarray) else align_path(face, model.spec, mode)
+
+
+def verify(
+    image1: FaceInput, image2: FaceInput, model: ModelInput = None, threshold: float | None = None, mode: str = "detect"
+) -> Verification:
+    """Same person or not: distance, threshold (default: the model's), decision and C-Score."""
+    face_model = _model(model)
+    faces = [_face(image, face_model, mode) for image in (image1, image2)]
+    names = [f"face {i}" if isinstance(image, np.ndarray) else str(image) for i, image in enumerate((image1, image2), 1)]
+    return verify_aligned(faces[0], faces[1], face_model, threshold, (names[0], names[1]))
+
+
+class XMaps:
+    """An X-Map explainer, Captum style: it owns the model, the occlusion settings, the calibration
+    and the cache of occlusion embeddings, and explains pairs with :meth:`explain`.
+
+    ``calibrator`` and ``threshold`` default to the model's own, so explanations carry a C-Score
+    whenever the model ships a calibration. ``progress`` shows a progress bar of forward passes.
+    """
+
+    def __init__(
+        self,
+        model: ModelInput = None,
+        settings: OcclusionSettings | None = None,
+        *,
+        calibrator: Calibrator | None = None,
+        threshold: float | None = None,
+        mode: str = "detect",
+        cache: ArrayCache | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.model = _model(model)
+        self.engine = OcclusionEngine(self.model, settings, cache)
+        self.calibrator = calibrator if calibrator is not None else model_calibrator(self.model)
+        self.threshold = threshold
+        self.mode = mode
+        self.progress = progress
+
+    @property
+    def settings(self) -> OcclusionSettings:
+        return self.engine.settings
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (
+            f"XMaps(model={self.model.spec.name!r}, patch_sizes={s.patch_sizes}, stride={s.stride}, fill={s.fill!r}, "
+            f"{s.count} occlusions per face, C-Score {'on' if self.calibrator else 'off (no calibration)'})"
+        )
+
+    def explain(
+        self, face1: FaceInput, face2: FaceInput, methods: Sequence[int] = METHODS, **options: Any
+    ) -> Explanation:
+        """X-Maps of a pair for ``methods``; ``options`` go to :func:`~xfv.pipeline.explain.explain_pair`
+        (``coverage_normalised``, ``smoothing``, ``colourmap``)."""
+        methods = check_methods(methods)  # before aligning: a bad method costs nothing
+        faces = [_face(face, self.model, self.mode) for face in (face1, face2)]
+        if not self.progress:
+            return self._explain(faces, methods, options)
+        unique = {face.tobytes(): face for face in faces}.values()
+        total = sum(0 if self.engine.is_cached(face) else len(self.engine.plan) + 1 for face in unique)
+        with tqdm(total=total, desc=f"X-Maps ({self.model.spec.name})", unit="pass") as bar:
+            self.engine.progress = bar.update
+            try:
+                return self._explain(faces, methods, options)
+            finally:
+                self.engine.progress = None
+
+    def _explain(self, faces: list[np.ndarray], methods: Sequence[int], options: dict[str, Any]) -> Explanation:
+        return explain_pair(
+            faces[0], faces[1], self.model, methods,
+            threshold=self.threshold, calibrator=self.calibrator, engine=self.engine, **options,
+        )
+
+
+__all__ = ["FaceInput", "XMaps", "align", "load_model", "verify"]
