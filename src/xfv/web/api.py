@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from xfv.faces import load_image
 from xfv.store.repository import Neighbours, PairRow, pair_neighbours, query_pairs
 from xfv.web.filters import ExplorerQuery
+from xfv.web.ids import ImageId, MethodNumber, PairId, PairIdField, RowIndex
 from xfv.web.jobs import Job
 from xfv.web.queries import Overview, PairDetail, get_pair, image_file, model_names, overview, pair_detail
 from xfv.web.render import Display, jpeg, png, thumbnail
@@ -114,7 +115,7 @@ class UploadOut(BaseModel):
 class ReviewIn(BaseModel):
     """A reviewer's verdict on a model's decision for a pair."""
 
-    pair_id: int
+    pair_id: PairIdField
     model: str = Field(max_length=200)
     verdict: Verdict
     comment: str = Field(default="", max_length=2000)
@@ -184,7 +185,7 @@ def list_pairs(session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> Pai
     summary="One pair with its results, stored X-Maps and reviews",
     responses={404: {"model": ErrorOut}},
 )
-def one_pair(services: ServicesDep, session: SessionDep, pair_id: int) -> PairOut:
+def one_pair(services: ServicesDep, session: SessionDep, pair_id: PairId) -> PairOut:
     return PairOut(
         pair=pair_detail(session, pair_id),
         reviews=pair_reviews(session, pair_id),
@@ -195,9 +196,9 @@ def one_pair(services: ServicesDep, session: SessionDep, pair_id: int) -> PairOu
 @router.get("/pairs/{pair_id}/neighbours", summary="Previous and next pair in the explorer's order")
 def get_neighbours(
     session: SessionDep,
-    pair_id: int,
+    pair_id: PairId,
     q: Annotated[ExplorerQuery, Query()],
-    index: Annotated[int | None, Query(ge=0, description="the row's index in that order, if known")] = None,
+    index: RowIndex = None,
 ) -> Neighbours:
     pair_detail(session, pair_id)
     return pair_neighbours(session, q.pair_query(), pair_id, index)
@@ -206,7 +207,7 @@ def get_neighbours(
 @router.get(
     "/pairs/{pair_id}/aligned/{image}.png", summary="An aligned face of a pair", response_class=Response, responses=PNG
 )
-def aligned_face(services: ServicesDep, session: SessionDep, pair_id: int, image: ImageIndex, model: str) -> Response:
+def aligned_face(services: ServicesDep, session: SessionDep, pair_id: PairId, image: ImageIndex, model: str) -> Response:
     pair = get_pair(session, pair_id)
     face = services.pair_maps.aligned_face(session, pair.image1_id if image == 1 else pair.image2_id, model)
     return _png(png(face), IMMUTABLE)
@@ -221,9 +222,9 @@ def aligned_face(services: ServicesDep, session: SessionDep, pair_id: int, image
 def pair_xmap(
     services: ServicesDep,
     session: SessionDep,
-    pair_id: int,
+    pair_id: PairId,
     model: str,
-    method: int,
+    method: MethodNumber,
     image: ImageIndex,
     patch: Patch = "merged",
     display: Display = "blend",
@@ -240,7 +241,12 @@ def pair_xmap(
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 def pair_xmap_raw(
-    services: ServicesDep, session: SessionDep, pair_id: int, model: str, method: int, setting: str | None = None
+    services: ServicesDep,
+    session: SessionDep,
+    pair_id: PairId,
+    model: str,
+    method: MethodNumber,
+    setting: str | None = None,
 ) -> Response:
     key = services.pair_maps.setting_for(session, pair_id, model, setting)
     buffer = io.BytesIO()
@@ -258,7 +264,7 @@ def pair_xmap_raw(
     responses={200: {"model": ComputeOut, "description": "already stored"}, 404: {"model": ErrorOut}},
 )
 def compute_pair_xmaps(
-    services: ServicesDep, session: SessionDep, response: Response, pair_id: int, model: str
+    services: ServicesDep, session: SessionDep, response: Response, pair_id: PairId, model: str
 ) -> ComputeOut:
     job = services.pair_maps.start(session, pair_id, model)
     if job is None:
@@ -277,7 +283,7 @@ def get_image(
     services: ServicesDep,
     session: SessionDep,
     request: Request,
-    image_id: int,
+    image_id: ImageId,
     size: Annotated[int | None, Query(ge=16, le=1024, description="longer side of a thumbnail")] = None,
 ) -> Response:
     file = image_file(session, image_id)
@@ -376,7 +382,7 @@ def upload_aligned(services: ServicesDep, upload_id: str, image: ImageIndex) -> 
 def upload_xmap(
     services: ServicesDep,
     upload_id: str,
-    method: int,
+    method: MethodNumber,
     image: ImageIndex,
     patch: Patch = "merged",
     display: Display = "blend",
@@ -422,6 +428,6 @@ def post_review(services: ServicesDep, review: ReviewIn) -> ReviewRecord:
 
 
 @router.get("/pairs/{pair_id}/reviews", summary="A pair's reviews, newest first", responses={404: {"model": ErrorOut}})
-def get_pair_reviews(session: SessionDep, pair_id: int) -> list[ReviewRecord]:
+def get_pair_reviews(session: SessionDep, pair_id: PairId) -> list[ReviewRecord]:
     pair_detail(session, pair_id)
     return pair_reviews(session, pair_id)

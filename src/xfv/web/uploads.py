@@ -11,6 +11,7 @@ as a background job. Uploads live in memory only, the newest :data:`KEEP` of the
 from __future__ import annotations
 
 import io
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from xfv.errors import XfvError
+from xfv.errors import ImageError, ImageTooLargeError, XfvError
 from xfv.faces import AlignedFace, align_face, decode_image
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import OcclusionSettings
@@ -47,8 +48,12 @@ ACCEPTED_FORMATS = {
 }
 #: Longer side, in pixels, photos are scaled down to before detection.
 MAX_SIDE = 1280
+#: Shorter side, in pixels, below which a photo cannot hold a detectable face.
+MIN_SIDE = 32
 #: Uploads kept in memory.
 KEEP = 32
+#: Uploads decoded and detected at once (each holds a decoded photo: bounds the server's memory).
+AT_ONCE = 2
 
 
 def human_size(size: float) -> str:
@@ -65,6 +70,8 @@ def check_upload(name: str, data: bytes, limit: int) -> None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             kind = image.format or ""
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(f"{name} claims far too many pixels to be a photo (a decompression bomb?)") from None
     except (UnidentifiedImageError, OSError, ValueError):
         kind = ""
     if kind not in ACCEPTED_FORMATS:
@@ -155,10 +162,12 @@ def decision_rule(session: Session, model: FaceModel) -> tuple[float, str, Calib
 class Uploads:
     """Checks, verifies and explains uploaded pairs; keeps the newest in memory."""
 
-    def __init__(self, jobs: JobManager, settings: OcclusionSettings, limit: int) -> None:
+    def __init__(self, jobs: JobManager, settings: OcclusionSettings, limit: int, max_pixels: int) -> None:
         self.jobs = jobs
         self.settings = settings
         self.limit = limit
+        self.max_pixels = max_pixels
+        self._decoding = threading.BoundedSemaphore(AT_ONCE)
         self._uploads: LRU[str, Upload] = LRU(KEEP)
 
     @staticmethod
@@ -178,7 +187,8 @@ class Uploads:
         for name, data in files:
             check_upload(name, data, self.limit)
         model = self._model(session, model_name)
-        photos = [self._photo(name, data, model) for name, data in files]
+        with self._decoding:
+            photos = [self._photo(name, data, model, self.max_pixels) for name, data in files]
         threshold, source, calibrator = decision_rule(session, model)
         distance, same = verify_faces(photos[0].aligned.face, photos[1].aligned.face, model, threshold)
         cscore = confidence_of(calibrator, distance, threshold)
@@ -196,8 +206,15 @@ class Uploads:
         return self._uploads.put(upload.id, upload)
 
     @staticmethod
-    def _photo(name: str, data: bytes, model: FaceModel) -> Photo:
-        image = thumbnail(decode_image(data, name), MAX_SIDE)
+    def _photo(name: str, data: bytes, model: FaceModel, max_pixels: int) -> Photo:
+        """Decode (large JPEGs at a reduced scale), scale down, find and align the face."""
+        image = thumbnail(decode_image(data, name, max_pixels=max_pixels, min_side=MAX_SIDE), MAX_SIDE)
+        if min(image.shape[:2]) < MIN_SIDE:
+            height, width = image.shape[:2]
+            raise ImageError(
+                f"{name} is {width}x{height} pixels (scaled): too small to hold a face "
+                f"(both sides must be at least {MIN_SIDE} pixels)"
+            )
         aligned = align_face(image, model.spec.alignment, model.spec.input_size, "detect", source=name)
         return Photo(name, image, aligned)
 
