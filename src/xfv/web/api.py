@@ -20,7 +20,6 @@ from xfv.faces import load_image
 from xfv.store.repository import Neighbours, PairRow, pair_neighbours, query_pairs
 from xfv.web.filters import ExplorerQuery
 from xfv.web.ids import ImageId, MethodNumber, PairId, PairIdField, RowIndex
-from xfv.web.jobs import Job
 from xfv.web.queries import Overview, PairDetail, get_pair, image_file, model_names, overview, pair_detail
 from xfv.web.render import Display, jpeg, png, thumbnail
 from xfv.web.reviews import QueueItem, ReviewRecord, Verdict, add_review, pair_reviews, review_queue
@@ -140,8 +139,8 @@ class ModelsOut(BaseModel):
     occlusion: dict[str, Any] = Field(description="the server's occlusion setting for new X-Maps")
 
 
-def _job(job: Job | None) -> JobOut | None:
-    return None if job is None else JobOut(**job.to_dict())
+def _job(job: dict[str, Any] | None) -> JobOut | None:
+    return None if job is None else JobOut(**job)
 
 
 def _png(data: bytes, headers: dict[str, str]) -> Response:
@@ -306,7 +305,7 @@ def _files(*uploads: UploadFile) -> list[tuple[str, bytes]]:
     return [(upload.filename or f"photo {index}", upload.file.read()) for index, upload in enumerate(uploads, start=1)]
 
 
-def _upload_out(upload: Any, job: Job | None = None) -> UploadOut:
+def _upload_out(upload: Any, job: dict[str, Any] | None = None) -> UploadOut:
     return UploadOut(**upload.summary(), job=_job(job))
 
 
@@ -392,7 +391,7 @@ def upload_xmap(
 
 @router.get("/jobs/{job_id}", summary="Poll a background job", responses={404: {"model": ErrorOut}})
 def get_job(services: ServicesDep, job_id: str) -> JobOut:
-    return JobOut(**services.jobs.get(job_id).to_dict())
+    return JobOut(**services.jobs.get(job_id))
 
 
 # --- reviews ----------------------------------------------------------------------------------------

@@ -34,12 +34,12 @@ class Services:
     def build(
         cls, store: Store, occlusion: OcclusionSettings, default_model: str, max_upload_bytes: int, max_pixels: int
     ) -> Services:
-        jobs = JobManager(workers=1)
+        jobs = JobManager(store, workers=1)
         return cls(
             store=store,
             jobs=jobs,
             pair_maps=PairMaps(store, jobs, occlusion),
-            uploads=Uploads(jobs, occlusion, max_upload_bytes, max_pixels),
+            uploads=Uploads(store, jobs, occlusion, max_upload_bytes, max_pixels),
             thumbnails=LRU(4096),
             occlusion=occlusion,
             default_model=default_model,
