@@ -487,3 +487,4 @@ def test_serve_command_parses() -> None:
     web.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["serve", "--port", "8123"])
     assert (args.host, args.port, args.func) == ("127.0.0.1", 8123, web.run_serve)
+    assert parser.parse_args(["serve", "--workers", "3"]).workers == 3

@@ -41,7 +41,32 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-router = APIRouter(prefix="/api", tags=["api"], responses={422: {"model": ErrorOut, "description": "invalid input"}})
+#: What each error status means, for the schema.
+ERROR_MEANINGS = {
+    400: "an unknown dataset or model name",
+    403: "a state-changing request from another site's page",
+    404: "no such pair, image, map, upload or job",
+    413: "a request body or photo over the limit, or an image of too many pixels",
+    415: "an upload that is not an image",
+    422: "invalid input",
+    429: "the job queue is full: ask again after Retry-After seconds",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The schema's entries for these error statuses (429 with its Retry-After header)."""
+    found: dict[int | str, dict[str, Any]] = {}
+    for code in statuses:
+        found[code] = {"model": ErrorOut, "description": ERROR_MEANINGS[code]}
+        if code == 429:
+            seconds = {"description": "seconds to wait", "schema": {"type": "integer"}}
+            found[code]["headers"] = {"Retry-After": seconds}
+    return found
+
+
+#: Every state-changing request may be refused as foreign (403) or too large (413).
+WRITE = (403, 413)
+router = APIRouter(prefix="/api", tags=["api"], responses=errors(422))
 
 
 class PairListOut(BaseModel):
@@ -171,7 +196,7 @@ def models(services: ServicesDep, session: SessionDep) -> ModelsOut:
     )
 
 
-@router.get("/pairs", summary="List pairs: filter, sort and page the pair table", responses={400: {"model": ErrorOut}})
+@router.get("/pairs", summary="List pairs: filter, sort and page the pair table", responses=errors(400))
 def list_pairs(session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> PairListOut:
     table = query_pairs(session, q.pair_query())
     return PairListOut(
@@ -182,7 +207,7 @@ def list_pairs(session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> Pai
 @router.get(
     "/pairs/{pair_id}",
     summary="One pair with its results, stored X-Maps and reviews",
-    responses={404: {"model": ErrorOut}},
+    responses=errors(404),
 )
 def one_pair(services: ServicesDep, session: SessionDep, pair_id: PairId) -> PairOut:
     return PairOut(
@@ -192,7 +217,9 @@ def one_pair(services: ServicesDep, session: SessionDep, pair_id: PairId) -> Pai
     )
 
 
-@router.get("/pairs/{pair_id}/neighbours", summary="Previous and next pair in the explorer's order")
+@router.get(
+    "/pairs/{pair_id}/neighbours", summary="Previous and next pair in the explorer's order", responses=errors(400, 404)
+)
 def get_neighbours(
     session: SessionDep,
     pair_id: PairId,
@@ -204,7 +231,7 @@ def get_neighbours(
 
 
 @router.get(
-    "/pairs/{pair_id}/aligned/{image}.png", summary="An aligned face of a pair", response_class=Response, responses=PNG
+    "/pairs/{pair_id}/aligned/{image}.png", summary="An aligned face of a pair", response_class=Response, responses=PNG | errors(400, 404)
 )
 def aligned_face(services: ServicesDep, session: SessionDep, pair_id: PairId, image: ImageIndex, model: str) -> Response:
     pair = get_pair(session, pair_id)
@@ -216,7 +243,7 @@ def aligned_face(services: ServicesDep, session: SessionDep, pair_id: PairId, im
     "/pairs/{pair_id}/xmaps/{model}/{method}/{image}.png",
     summary="An X-Map of a pair as PNG",
     response_class=Response,
-    responses=PNG,
+    responses=PNG | errors(404),
 )
 def pair_xmap(
     services: ServicesDep,
@@ -237,7 +264,7 @@ def pair_xmap(
     "/pairs/{pair_id}/xmaps/{model}/{method}/raw",
     summary="Raw maps of a pair (float32 .npz: image{1,2}_p{size} per patch size, image{1,2}_merged)",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}} | errors(404),
 )
 def pair_xmap_raw(
     services: ServicesDep,
@@ -260,7 +287,7 @@ def pair_xmap_raw(
     "/pairs/{pair_id}/xmaps/{model}",
     summary="Compute a pair's missing X-Maps in the background",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={200: {"model": ComputeOut, "description": "already stored"}, 404: {"model": ErrorOut}},
+    responses={200: {"model": ComputeOut, "description": "already stored"}} | errors(400, 404, 429, *WRITE),
 )
 def compute_pair_xmaps(
     services: ServicesDep, session: SessionDep, response: Response, pair_id: PairId, model: str
@@ -276,7 +303,7 @@ def compute_pair_xmaps(
     "/images/{image_id}",
     summary="A registered image, or its thumbnail",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}}},
+    responses={200: {"content": {"image/jpeg": {}}}} | errors(404),
 )
 def get_image(
     services: ServicesDep,
@@ -312,7 +339,7 @@ def _upload_out(upload: Any, job: dict[str, Any] | None = None) -> UploadOut:
 @router.post(
     "/verify",
     summary="Verify two photos: faces, distance, decision, C-Score",
-    responses={413: {"model": ErrorOut}, 415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=errors(400, 415, *WRITE),
 )
 def verify(
     services: ServicesDep,
@@ -329,7 +356,7 @@ def verify(
     "/explain",
     summary="Start an explain job: verify two photos now, compute their X-Maps in the background",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={413: {"model": ErrorOut}, 415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=errors(400, 415, 429, *WRITE),
 )
 def explain(
     services: ServicesDep,
@@ -345,7 +372,7 @@ def explain(
 @router.get(
     "/uploads/{upload_id}",
     summary="An uploaded pair's verification and X-Map status",
-    responses={404: {"model": ErrorOut}},
+    responses=errors(404),
 )
 def get_upload(services: ServicesDep, upload_id: str) -> UploadOut:
     upload = services.uploads.get(upload_id)
@@ -356,7 +383,7 @@ def get_upload(services: ServicesDep, upload_id: str) -> UploadOut:
     "/uploads/{upload_id}/photo/{image}.png",
     summary="An uploaded photo with the face found",
     response_class=Response,
-    responses=PNG,
+    responses=PNG | errors(404),
 )
 def upload_photo(services: ServicesDep, upload_id: str, image: ImageIndex) -> Response:
     return _png(services.uploads.photo_png(services.uploads.get(upload_id), image), PRIVATE)
@@ -366,7 +393,7 @@ def upload_photo(services: ServicesDep, upload_id: str, image: ImageIndex) -> Re
     "/uploads/{upload_id}/aligned/{image}.png",
     summary="An uploaded photo's aligned face",
     response_class=Response,
-    responses=PNG,
+    responses=PNG | errors(404),
 )
 def upload_aligned(services: ServicesDep, upload_id: str, image: ImageIndex) -> Response:
     return _png(services.uploads.aligned_png(services.uploads.get(upload_id), image), PRIVATE)
@@ -376,7 +403,7 @@ def upload_aligned(services: ServicesDep, upload_id: str, image: ImageIndex) -> 
     "/uploads/{upload_id}/xmaps/{method}/{image}.png",
     summary="An X-Map of an uploaded pair",
     response_class=Response,
-    responses=PNG,
+    responses=PNG | errors(404),
 )
 def upload_xmap(
     services: ServicesDep,
@@ -389,7 +416,7 @@ def upload_xmap(
     return _png(services.uploads.map_png(services.uploads.get(upload_id), method, image, patch, display), PRIVATE)
 
 
-@router.get("/jobs/{job_id}", summary="Poll a background job", responses={404: {"model": ErrorOut}})
+@router.get("/jobs/{job_id}", summary="Poll a background job", responses=errors(404))
 def get_job(services: ServicesDep, job_id: str) -> JobOut:
     return JobOut(**services.jobs.get(job_id))
 
@@ -397,7 +424,7 @@ def get_job(services: ServicesDep, job_id: str) -> JobOut:
 # --- reviews ----------------------------------------------------------------------------------------
 
 
-@router.get("/reviews", summary="The review queue: pairs the model is least sure of")
+@router.get("/reviews", summary="The review queue: pairs the model is least sure of", responses=errors(400))
 def get_queue(
     session: SessionDep,
     max_cscore: Annotated[float, Query(ge=0.0, le=1.0)] = 0.75,
@@ -419,14 +446,14 @@ def get_queue(
     "/reviews",
     summary="Record agree/disagree with a model's decision",
     status_code=status.HTTP_201_CREATED,
-    responses={404: {"model": ErrorOut}},
+    responses=errors(400, 404, *WRITE),
 )
 def post_review(services: ServicesDep, review: ReviewIn) -> ReviewRecord:
     with services.store.transaction() as session:
         return add_review(session, review.pair_id, review.model, review.verdict, review.comment, review.reviewer)
 
 
-@router.get("/pairs/{pair_id}/reviews", summary="A pair's reviews, newest first", responses={404: {"model": ErrorOut}})
+@router.get("/pairs/{pair_id}/reviews", summary="A pair's reviews, newest first", responses=errors(404))
 def get_pair_reviews(session: SessionDep, pair_id: PairId) -> list[ReviewRecord]:
     pair_detail(session, pair_id)
     return pair_reviews(session, pair_id)
