@@ -10,18 +10,26 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image as PILImage
+from sqlalchemy import text
+
+from tests.conftest import lfw_image
 
 from tests.test_web_fixtures import TINY, WebStore, backend_store, web_store  # noqa: F401 - the fixtures
 from xfv.errors import ImageTooLargeError
@@ -83,6 +91,10 @@ def read_response(connection: socket.socket) -> bytes:
     while len(body) < length:
         body += connection.recv(4096)
     return head
+
+
+def photo_file(name: str, number: int) -> tuple[str, bytes, str]:
+    return (f"{name}_{number}.jpg", lfw_image(name, number).read_bytes(), "image/jpeg")
 
 
 def verify(client: TestClient, first: tuple[str, bytes], second: tuple[str, bytes] | None = None) -> Any:
@@ -379,3 +391,64 @@ def test_405_names_the_allowed_methods(client: TestClient) -> None:
         response = client.request("PUT", path)
         assert response.status_code == 405
         assert allowed in response.headers["allow"]
+
+
+# --- capacity: answers reused while the store is unchanged, several server processes ------------
+
+
+def test_unchanged_store_answers_are_reused_and_revalidated(any_client: TestClient, backend_store: WebStore) -> None:  # noqa: F811
+    url = "/api/pairs?sort=cscore&per_page=5"
+    first = any_client.get(url)
+    again = any_client.get(url)
+    assert first.headers["etag"] == again.headers["etag"] and first.content == again.content
+    assert again.headers["cache-control"] == "no-cache"
+    assert any_client.get(url, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+    # A write by another connection (as `xfv compute` in another process would make) is seen at once.
+    pair_id = first.json()["rows"][0]["pair_id"]
+    with backend_store.store.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE pair_results SET cscore = 0.5001 WHERE pair_id = :pair"), {"pair": pair_id}
+        )
+    changed = any_client.get(url)
+    assert changed.headers["etag"] != first.headers["etag"]
+    assert any_client.get(url, headers={"If-None-Match": first.headers["etag"]}).status_code == 200
+    assert 0.5001 in [row["cscore"] for row in changed.json()["rows"]]
+    viewer = f"/pairs/{pair_id}"
+    before = any_client.get(viewer).text
+    any_client.post("/api/reviews", json={"pair_id": pair_id, "model": "dlib", "verdict": "disagree", "comment": "fresh!"})
+    assert "fresh!" not in before and "fresh!" in any_client.get(viewer).text
+
+
+def test_several_server_processes_share_jobs_and_uploads(web_store: WebStore, tmp_path: Path) -> None:  # noqa: F811
+    """``xfv serve --workers 2``: an upload and a job made through one process are answered by
+    whichever process takes the next connection."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "XFV_DATABASE_URL": web_store.url, "XFV_HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "xfv.cli", "serve", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/api/stats", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, server.stderr.read().decode() if server.stderr else "server exited"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        files = {"image1": photo_file("Aaron_Eckhart", 1), "image2": photo_file("Abel_Pacheco", 1)}
+        upload = httpx.post(f"{base}/api/verify", files=files, timeout=60)
+        assert upload.status_code == 200, upload.text
+        job = httpx.post(f"{base}/api/pairs/{web_store.without_maps}/xmaps/other-net", timeout=30)
+        assert job.status_code == 202, job.text
+        for _ in range(12):  # a new connection each time: either process may take it
+            with httpx.Client(base_url=base, timeout=30) as fresh:
+                assert fresh.get(f"/api/uploads/{upload.json()['id']}").status_code == 200
+                assert fresh.get(f"/api/jobs/{job.json()['job']['id']}").status_code == 200
+    finally:
+        server.terminate()
+        server.wait(20)

@@ -118,13 +118,7 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
     settings = get_settings()
     own_store = store is None
     store = store or open_store()
-    services = Services.build(
-        store,
-        occlusion or OcclusionSettings(),
-        settings.default_model,
-        settings.max_upload_bytes,
-        settings.max_image_pixels,
-    )
+    services = Services.build(store, occlusion or OcclusionSettings(), settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

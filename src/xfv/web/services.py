@@ -1,4 +1,4 @@
-"""What every request handler needs, built once per app: the store, jobs, X-Maps and uploads."""
+"""What every request handler needs, built once per app: the store, jobs, X-Maps, uploads, answers."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from xfv.config import Settings
 from xfv.method.occlusion import OcclusionSettings
 from xfv.store import Store
+from xfv.web.answers import AnswerCache
 from xfv.web.jobs import JobManager
 from xfv.web.lru import LRU
 from xfv.web.pairmaps import PairMaps
@@ -29,21 +31,21 @@ class Services:
     occlusion: OcclusionSettings
     default_model: str
     max_upload_bytes: int
+    answers: AnswerCache
 
     @classmethod
-    def build(
-        cls, store: Store, occlusion: OcclusionSettings, default_model: str, max_upload_bytes: int, max_pixels: int
-    ) -> Services:
+    def build(cls, store: Store, occlusion: OcclusionSettings, settings: Settings) -> Services:
         jobs = JobManager(store, workers=1)
         return cls(
             store=store,
             jobs=jobs,
             pair_maps=PairMaps(store, jobs, occlusion),
-            uploads=Uploads(store, jobs, occlusion, max_upload_bytes, max_pixels),
+            uploads=Uploads(store, jobs, occlusion, settings.max_upload_bytes, settings.max_image_pixels),
             thumbnails=LRU(4096),
             occlusion=occlusion,
-            default_model=default_model,
-            max_upload_bytes=max_upload_bytes,
+            default_model=settings.default_model,
+            max_upload_bytes=settings.max_upload_bytes,
+            answers=AnswerCache(store, settings.answer_cache_bytes),
         )
 
 
