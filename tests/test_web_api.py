@@ -9,7 +9,6 @@ import asyncio
 import io
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -19,26 +18,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import lfw_image
-from tests.test_web_fixtures import TINY, WebStore, backend_store, web_store  # noqa: F401 - the fixtures
+from tests.test_web_fixtures import (  # noqa: F401 - the fixtures
+    TINY,
+    WebStore,
+    any_client,
+    backend_store,
+    client,
+    web_store,
+)
 from xfv.store.models import Image
 from xfv.store.repository import SORT_COLUMNS
 from xfv.web import create_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def client(web_store: WebStore) -> Iterator[TestClient]:  # noqa: F811
-    """The app on the SQLite fixture store."""
-    with TestClient(create_app(web_store.store, occlusion=TINY)) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def any_client(backend_store: WebStore) -> Iterator[TestClient]:  # noqa: F811
-    """The app on the fixture store of each backend (SQLite, PostgreSQL)."""
-    with TestClient(create_app(backend_store.store, occlusion=TINY)) as test_client:
-        yield test_client
 
 
 def wait_for(client: TestClient, job: dict[str, Any], timeout: float = 120) -> dict[str, Any]:

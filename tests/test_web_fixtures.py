@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from tests.conftest import LFW_ROOT
@@ -27,6 +28,7 @@ from xfv.store import Store, open_store
 from xfv.store.arrays import pack_maps
 from xfv.store.models import Dataset, FoldResult, Identity, Image, Model, Pair, PairResult
 from xfv.store.repository import XMapRecord, add_xmaps, occlusion_setting
+from xfv.web import create_app
 
 #: The X-Map setting the test servers compute with: 2 x (9 + 1) forward passes per pair.
 TINY = OcclusionSettings(patch_sizes=(28,), stride=40)
@@ -212,3 +214,17 @@ def backend_store(request: pytest.FixtureRequest, lfw_root: Path) -> Iterator[We
     yield built
     built.store.close()
     server.drop_database(database)
+
+
+@pytest.fixture(scope="module")
+def client(web_store: WebStore) -> Iterator[TestClient]:
+    """The app on the SQLite fixture store."""
+    with TestClient(create_app(web_store.store, occlusion=TINY)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def any_client(backend_store: WebStore) -> Iterator[TestClient]:
+    """The app on the fixture store of each backend (SQLite, PostgreSQL)."""
+    with TestClient(create_app(backend_store.store, occlusion=TINY)) as test_client:
+        yield test_client

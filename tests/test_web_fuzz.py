@@ -12,15 +12,13 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.test_web_fixtures import TINY, WebStore, web_store  # noqa: F401 - the fixture
-from xfv.web import create_app
+from tests.test_web_fixtures import WebStore, client, web_store  # noqa: F401 - the fixtures
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SEED = 20261201
@@ -36,12 +34,6 @@ HOSTILE = [
 PARAMETERS = ["dataset", "model", "label", "prediction", "outcome", "fold", "identity", "cscore_min", "cscore_max",
               "quality_min", "quality_max", "sort", "order", "page", "per_page", "index", "i", "size", "patch",
               "display", "setting", "max_cscore", "unknown"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def client(web_store: WebStore) -> Iterator[TestClient]:  # noqa: F811
-    with TestClient(create_app(web_store.store, occlusion=TINY)) as test_client:
-        yield test_client
 
 
 def _value(rng: random.Random, store: WebStore) -> str:
@@ -70,7 +62,10 @@ def _files(rng: random.Random) -> dict[str, tuple[str, bytes, str]]:
     return {f"image{i}": (f"photo{i}.png", rng.choice(junk), "image/png") for i in (1, 2) if rng.random() < 0.9}
 
 
-def _request(rng: random.Random, client: TestClient, store: WebStore, operations: list[tuple[str, str, list[str]]]) -> Any:
+Operation = tuple[str, str, list[str]]  # method, path template, query parameter names
+
+
+def _request(rng: random.Random, client: TestClient, store: WebStore, operations: list[Operation]) -> Any:
     if rng.random() < 0.2:
         method, template, declared = "get", rng.choice(PAGES), ["i"]
     else:
@@ -99,7 +94,8 @@ def test_generated_requests_never_get_a_5xx(client: TestClient, web_store: WebSt
     for number in range(REQUESTS):
         response = _request(rng, client, web_store, operations)
         statuses[response.status_code] += 1
-        assert response.status_code < 500, f"request {number}: {response.request.method} {response.request.url} -> {response.status_code}: {response.text[:300]}"
+        sent = f"request {number}: {response.request.method} {response.request.url}"
+        assert response.status_code < 500, f"{sent} -> {response.status_code}: {response.text[:300]}"
         assert "Traceback" not in response.text
     assert sum(statuses.values()) >= 1000
     assert statuses[200] > 100 and len(statuses) >= 5, statuses  # the generator reaches real answers too

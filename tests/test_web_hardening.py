@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,14 @@ from sqlalchemy import text
 
 from tests.conftest import lfw_image
 
-from tests.test_web_fixtures import TINY, WebStore, backend_store, web_store  # noqa: F401 - the fixtures
+from tests.test_web_fixtures import (  # noqa: F401 - the fixtures
+    TINY,
+    WebStore,
+    any_client,
+    backend_store,
+    client,
+    web_store,
+)
 from xfv.errors import ImageTooLargeError
 from xfv.faces import decode_image
 from xfv.web import create_app
@@ -41,18 +47,6 @@ from xfv.web.protocol import HeaderTimeoutProtocol
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 TOO_BIG = 2**63  # one above the largest id a store holds
-
-
-@pytest.fixture(scope="module")
-def client(web_store: WebStore) -> Iterator[TestClient]:  # noqa: F811
-    with TestClient(create_app(web_store.store, occlusion=TINY)) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def any_client(backend_store: WebStore) -> Iterator[TestClient]:  # noqa: F811
-    with TestClient(create_app(backend_store.store, occlusion=TINY)) as test_client:
-        yield test_client
 
 
 def png_bytes(width: int, height: int, mode: str = "RGB") -> bytes:
@@ -68,7 +62,8 @@ def png_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    pixels = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + pixels + chunk(b"IEND", b"")
 
 
 def jpeg_claiming(width: int, height: int) -> bytes:
@@ -87,7 +82,8 @@ def read_response(connection: socket.socket) -> bytes:
     while b"\r\n\r\n" not in data:
         data += connection.recv(4096)
     head, body = data.split(b"\r\n\r\n", 1)
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    fields = dict(line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    length = int(fields[b"content-length"])
     while len(body) < length:
         body += connection.recv(4096)
     return head
@@ -121,7 +117,11 @@ def verify(client: TestClient, first: tuple[str, bytes], second: tuple[str, byte
         "/pairs/{p}?i=" + str(TOO_BIG),
     ],
 )
-def test_ids_beyond_64_bits_are_refused_at_the_boundary(any_client: TestClient, backend_store: WebStore, path: str) -> None:  # noqa: F811
+def test_ids_beyond_64_bits_are_refused_at_the_boundary(
+    any_client: TestClient,  # noqa: F811
+    backend_store: WebStore,  # noqa: F811
+    path: str,
+) -> None:
     response = any_client.get(path.format(p=backend_store.with_maps[0]))
     assert response.status_code == 422, response.text
 
@@ -396,7 +396,10 @@ def test_405_names_the_allowed_methods(client: TestClient) -> None:
 # --- capacity: answers reused while the store is unchanged, several server processes ------------
 
 
-def test_unchanged_store_answers_are_reused_and_revalidated(any_client: TestClient, backend_store: WebStore) -> None:  # noqa: F811
+def test_unchanged_store_answers_are_reused_and_revalidated(
+    any_client: TestClient,  # noqa: F811
+    backend_store: WebStore,  # noqa: F811
+) -> None:
     url = "/api/pairs?sort=cscore&per_page=5"
     first = any_client.get(url)
     again = any_client.get(url)
@@ -415,7 +418,8 @@ def test_unchanged_store_answers_are_reused_and_revalidated(any_client: TestClie
     assert 0.5001 in [row["cscore"] for row in changed.json()["rows"]]
     viewer = f"/pairs/{pair_id}"
     before = any_client.get(viewer).text
-    any_client.post("/api/reviews", json={"pair_id": pair_id, "model": "dlib", "verdict": "disagree", "comment": "fresh!"})
+    review = {"pair_id": pair_id, "model": "dlib", "verdict": "disagree", "comment": "fresh!"}
+    assert any_client.post("/api/reviews", json=review).status_code == 201
     assert "fresh!" not in before and "fresh!" in any_client.get(viewer).text
 
 

@@ -45,7 +45,7 @@ def get_settings() -> Settings:
         default_model=os.environ.get("XFV_MODEL", "dlib"),
         max_upload_bytes=int(os.environ.get("XFV_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)),
         max_image_pixels=int(os.environ.get("XFV_MAX_IMAGE_PIXELS", 16_000_000)),
-        answer_cache_bytes=int(float(os.environ.get("XFV_ANSWER_CACHE_MB", 32)) * 1_000_000),
+        answer_cache_bytes=int(float(os.environ.get("XFV_ANSWER_CACHE_MB", 64)) * 1_000_000),
         threads=int(os.environ.get("XFV_THREADS", os.cpu_count() or 1)),
         align_workers=int(os.environ.get("XFV_ALIGN_WORKERS", os.cpu_count() or 1)),
     )

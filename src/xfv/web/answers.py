@@ -1,7 +1,7 @@
 """Answers of the read-only pages and API calls, reused while the store is unchanged.
 
-The explorer, ``/api/pairs``, the viewer and its neighbours depend only on their URL and on the
-store's content, and the store changes rarely (ingest, compute, a review, a finished X-Map). So
+The explorer, ``/api/pairs``, the viewer and its neighbours, the landing page and ``/api/stats``
+depend only on their URL and on the store's content, and the store changes rarely (ingest, compute, a review, a finished X-Map). So
 each such request first reads the store's change token, a few bytes that change with every
 committed write by any process; an answer rendered for the same URL under the same token is sent
 again instead of querying and rendering anew. Every answer carries an ETag of (token, URL), so a
@@ -17,17 +17,18 @@ unreadable token, is never cached. Cached bodies are kept zlib-compressed, at mo
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import Request, Response
+import anyio
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xfv.store import Store
 
@@ -39,7 +40,7 @@ REVALIDATE = "no-cache"
 class _Answer:
     token: bytes
     body: bytes  # zlib-compressed
-    media_type: str | None
+    media_type: bytes
 
 
 class ChangeToken:
@@ -50,16 +51,21 @@ class ChangeToken:
         database = url.database if url.get_backend_name() == "sqlite" else None
         self._sqlite = Path(database) if database and database != ":memory:" else None
         self._postgres = url.get_backend_name() == "postgresql"
+        self._engine = store.engine
 
-    def read(self, session: Session) -> bytes | None:
+    async def read(self) -> bytes | None:
         if self._sqlite is not None:
-            return self._sqlite_token(self._sqlite)
+            return self._sqlite_token(self._sqlite)  # two small reads: no need for a thread
         if self._postgres:
-            try:
-                return str(session.scalar(text("SELECT pg_current_wal_lsn()"))).encode()
-            except SQLAlchemyError:
-                return None
+            return await anyio.to_thread.run_sync(self._postgres_token)
         return None
+
+    def _postgres_token(self) -> bytes | None:
+        try:
+            with self._engine.connect() as connection:
+                return str(connection.scalar(text("SELECT pg_current_wal_lsn()"))).encode()
+        except SQLAlchemyError:
+            return None
 
     @staticmethod
     def _sqlite_token(path: Path) -> bytes | None:
@@ -76,38 +82,71 @@ class ChangeToken:
             return None
 
 
-class AnswerCache:
-    """Rendered answers by URL, valid while the store's change token stays the same."""
+#: GET paths whose answers depend only on their URL and the store: the explorer, the viewer, the
+#: landing page, and the API calls behind them.
+CACHEABLE = re.compile(r"^/(|explorer|pairs/[0-9]+|api/stats|api/pairs|api/pairs/[0-9]+|api/pairs/[0-9]+/neighbours)$")
 
-    def __init__(self, store: Store, max_bytes: int) -> None:
+
+class AnswerCache:
+    """ASGI middleware: answers of :data:`CACHEABLE` GET requests by URL, valid while the store's
+    change token stays the same (at most ``max_bytes`` of them, compressed, in this process)."""
+
+    def __init__(self, app: ASGIApp, store: Store, max_bytes: int) -> None:
+        self.app = app
         self._token = ChangeToken(store)
         self._max_bytes = max_bytes
         self._answers: OrderedDict[str, _Answer] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
 
-    def answer(self, request: Request, session: Session, render: Callable[[], Response]) -> Response:
-        """The answer to ``request``: 304 when the browser's copy is current, a reused body when the
-        store did not change since it was rendered, else ``render()`` (kept for next time)."""
-        token = self._token.read(session) if self._max_bytes > 0 else None
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or self._max_bytes <= 0:
+            await self.app(scope, receive, send)
+            return
+        if not CACHEABLE.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        token = await self._token.read()  # before rendering: a write meanwhile makes the answer stale
         if token is None:
-            return render()
-        key = f"{request.url.path}?{request.url.query}"
+            await self.app(scope, receive, send)
+            return
+        key = f"{scope['path']}?{scope['query_string'].decode('latin-1')}"
         etag = '"' + hashlib.blake2b(token + key.encode(), digest_size=12).hexdigest() + '"'
-        headers = {"ETag": etag, "Cache-Control": REVALIDATE}
-        if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers=headers)
+        headers = [(b"etag", etag.encode()), (b"cache-control", REVALIDATE.encode())]
+        if Headers(scope=scope).get("if-none-match") == etag:
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
         with self._lock:
             found = self._answers.get(key)
             if found is not None:
                 self._answers.move_to_end(key)
         if found is not None and found.token == token:
-            return Response(zlib.decompress(found.body), media_type=found.media_type, headers=headers)
-        response = render()
-        if response.status_code == 200:
-            self._keep(key, _Answer(token, zlib.compress(bytes(response.body), 1), response.media_type))
-        response.headers.update(headers)
-        return response
+            body = zlib.decompress(found.body)
+            length = [(b"content-type", found.media_type), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": length + headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, self._recording(send, key, token, headers))
+
+    def _recording(self, send: Send, key: str, token: bytes, headers: list[tuple[bytes, bytes]]) -> Send:
+        """``send`` that tags a 200 answer with its ETag and keeps its body once complete."""
+        status, media_type, chunks = 0, b"", []
+
+        async def recording(message: Message) -> None:
+            nonlocal status, media_type
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if status == 200:
+                    media_type = dict(message.get("headers", [])).get(b"content-type", b"")
+                    message = {**message, "headers": [*message.get("headers", []), *headers]}
+            elif message["type"] == "http.response.body" and status == 200:
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    self._keep(key, _Answer(token, zlib.compress(b"".join(chunks), 1), media_type))
+            await send(message)
+
+        return recording
 
     def _keep(self, key: str, answer: _Answer) -> None:
         with self._lock:

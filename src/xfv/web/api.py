@@ -14,7 +14,7 @@ import numpy as np
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field
 
 from xfv.faces import load_image
 from xfv.store.repository import Neighbours, PairRow, pair_neighbours, query_pairs
@@ -168,15 +168,6 @@ def _job(job: dict[str, Any] | None) -> JobOut | None:
     return None if job is None else JobOut(**job)
 
 
-NEIGHBOURS = TypeAdapter(Neighbours)
-
-
-def _json(value: Any, adapter: TypeAdapter[Any] | None = None) -> Response:
-    """A JSON answer serialised by pydantic's core in one step (as FastAPI would, but reusable)."""
-    body = adapter.dump_json(value) if adapter is not None else value.model_dump_json().encode()
-    return Response(body, media_type="application/json")
-
-
 def _png(data: bytes, headers: dict[str, str]) -> Response:
     return Response(data, media_type="image/png", headers=headers)
 
@@ -205,64 +196,49 @@ def models(services: ServicesDep, session: SessionDep) -> ModelsOut:
     )
 
 
-@router.get(
-    "/pairs",
-    summary="List pairs: filter, sort and page the pair table",
-    response_model=PairListOut,
-    responses=errors(400),
-)
-def list_pairs(
-    request: Request, services: ServicesDep, session: SessionDep, q: Annotated[ExplorerQuery, Query()]
-) -> Response:
-    def render() -> Response:
-        table = query_pairs(session, q.pair_query())
-        rows = PairListOut(
-            total=table.total, page=q.page, per_page=q.per_page, pages=table.pages, model=table.model, rows=table.rows
-        )
-        return _json(rows)
-
-    return services.answers.answer(request, session, render)
+@router.get("/pairs", summary="List pairs: filter, sort and page the pair table", responses=errors(400))
+def list_pairs(session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> PairListOut:
+    table = query_pairs(session, q.pair_query())
+    return PairListOut(
+        total=table.total, page=q.page, per_page=q.per_page, pages=table.pages, model=table.model, rows=table.rows
+    )
 
 
 @router.get(
     "/pairs/{pair_id}",
     summary="One pair with its results, stored X-Maps and reviews",
-    response_model=PairOut,
     responses=errors(404),
 )
-def one_pair(request: Request, services: ServicesDep, session: SessionDep, pair_id: PairId) -> Response:
-    def render() -> Response:
-        pair = pair_detail(session, pair_id)
-        return _json(PairOut(pair=pair, reviews=pair_reviews(session, pair_id), server_setting=services.occlusion.cache_key()))
-
-    return services.answers.answer(request, session, render)
+def one_pair(services: ServicesDep, session: SessionDep, pair_id: PairId) -> PairOut:
+    return PairOut(
+        pair=pair_detail(session, pair_id),
+        reviews=pair_reviews(session, pair_id),
+        server_setting=services.occlusion.cache_key(),
+    )
 
 
 @router.get(
-    "/pairs/{pair_id}/neighbours",
-    summary="Previous and next pair in the explorer's order",
-    response_model=Neighbours,
-    responses=errors(400, 404),
+    "/pairs/{pair_id}/neighbours", summary="Previous and next pair in the explorer's order", responses=errors(400, 404)
 )
 def get_neighbours(
-    request: Request,
-    services: ServicesDep,
     session: SessionDep,
     pair_id: PairId,
     q: Annotated[ExplorerQuery, Query()],
     index: RowIndex = None,
-) -> Response:
-    def render() -> Response:
-        get_pair(session, pair_id)
-        return _json(pair_neighbours(session, q.pair_query(), pair_id, index), NEIGHBOURS)
-
-    return services.answers.answer(request, session, render)
+) -> Neighbours:
+    pair_detail(session, pair_id)
+    return pair_neighbours(session, q.pair_query(), pair_id, index)
 
 
 @router.get(
-    "/pairs/{pair_id}/aligned/{image}.png", summary="An aligned face of a pair", response_class=Response, responses=PNG | errors(400, 404)
+    "/pairs/{pair_id}/aligned/{image}.png",
+    summary="An aligned face of a pair",
+    response_class=Response,
+    responses=PNG | errors(400, 404),
 )
-def aligned_face(services: ServicesDep, session: SessionDep, pair_id: PairId, image: ImageIndex, model: str) -> Response:
+def aligned_face(
+    services: ServicesDep, session: SessionDep, pair_id: PairId, image: ImageIndex, model: str
+) -> Response:
     pair = get_pair(session, pair_id)
     face = services.pair_maps.aligned_face(session, pair.image1_id if image == 1 else pair.image2_id, model)
     return _png(png(face), IMMUTABLE)

@@ -29,6 +29,7 @@ from xfv.errors import XfvError
 from xfv.method.occlusion import OcclusionSettings
 from xfv.store import Store, open_store
 from xfv.web import api, pages
+from xfv.web.answers import AnswerCache
 from xfv.web.api import IMMUTABLE
 from xfv.web.errors import TooManyJobsError, status_for
 from xfv.web.protection import CONTENT_SECURITY_POLICY, Protection
@@ -131,7 +132,8 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
         title="xfv", description=DESCRIPTION, version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan
     )
     app.state.services = services
-    app.add_middleware(Protection, photo_limit=settings.max_upload_bytes)
+    app.add_middleware(AnswerCache, store=store, max_bytes=settings.answer_cache_bytes)
+    app.add_middleware(Protection, photo_limit=settings.max_upload_bytes)  # outermost: every answer
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _install_docs(app)
     _install_error_handlers(app)

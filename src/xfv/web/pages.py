@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse
 
 from xfv.store.repository import default_model, pair_neighbours, query_pairs
 from xfv.web.filters import PAGE_SIZES, ExplorerQuery
@@ -58,13 +58,7 @@ def landing(request: Request, services: ServicesDep, session: SessionDep) -> HTM
 
 
 @router.get("/explorer", response_class=HTMLResponse)
-def explorer(
-    request: Request, services: ServicesDep, session: SessionDep, q: Annotated[ExplorerQuery, Query()]
-) -> Response:
-    return services.answers.answer(request, session, lambda: _explorer(request, session, q))
-
-
-def _explorer(request: Request, session: SessionDep, q: ExplorerQuery) -> HTMLResponse:
+def explorer(request: Request, session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> HTMLResponse:
     page = query_pairs(session, q.pair_query())
     models = model_names(session)
     others = results_by_pair(session, [row.pair_id for row in page.rows]) if len(models) > 1 else {}
@@ -89,12 +83,6 @@ def viewer(
     pair_id: PairId,
     q: Annotated[ExplorerQuery, Query()],
     i: RowIndex = None,
-) -> Response:
-    return services.answers.answer(request, session, lambda: _viewer(request, services, session, pair_id, q, i))
-
-
-def _viewer(
-    request: Request, services: ServicesDep, session: SessionDep, pair_id: int, q: ExplorerQuery, i: int | None
 ) -> HTMLResponse:
     detail = pair_detail(session, pair_id)
     around = pair_neighbours(session, q.pair_query(), pair_id, i)

@@ -1,4 +1,4 @@
-"""What every request handler needs, built once per app: the store, jobs, X-Maps, uploads, answers."""
+"""What every request handler needs, built once per app: the store, jobs, X-Maps and uploads."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from xfv.config import Settings
 from xfv.method.occlusion import OcclusionSettings
 from xfv.store import Store
-from xfv.web.answers import AnswerCache
 from xfv.web.jobs import JobManager
 from xfv.web.lru import LRU
 from xfv.web.pairmaps import PairMaps
@@ -31,7 +30,6 @@ class Services:
     occlusion: OcclusionSettings
     default_model: str
     max_upload_bytes: int
-    answers: AnswerCache
 
     @classmethod
     def build(cls, store: Store, occlusion: OcclusionSettings, settings: Settings) -> Services:
@@ -45,7 +43,6 @@ class Services:
             occlusion=occlusion,
             default_model=settings.default_model,
             max_upload_bytes=settings.max_upload_bytes,
-            answers=AnswerCache(store, settings.answer_cache_bytes),
         )
 
 

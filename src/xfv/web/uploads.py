@@ -197,7 +197,7 @@ def _unpack_photos(blob: bytes, names: list[str]) -> tuple[Photo, Photo]:
 
 
 def _pack_xmaps(maps: dict[int, dict[str, np.ndarray]]) -> bytes:
-    return pack_maps({f"method{method}:{name}": values for method, named in maps.items() for name, values in named.items()})
+    return pack_maps({f"method{m}:{name}": values for m, named in maps.items() for name, values in named.items()})
 
 
 def _unpack_xmaps(blob: bytes) -> dict[int, dict[str, np.ndarray]]:
@@ -308,7 +308,8 @@ class Uploads:
                 blob = session.scalar(select(WebUpload.photos).where(WebUpload.id == upload_id))
                 upload = self._loaded.put(upload_id, self._upload(upload_id, model, facts, blob or b""))
             if has_maps and upload.maps is None:
-                upload.maps = _unpack_xmaps(session.scalar(select(WebUpload.maps).where(WebUpload.id == upload_id)) or b"")
+                blob = session.scalar(select(WebUpload.maps).where(WebUpload.id == upload_id))
+                upload.maps = _unpack_xmaps(blob or b"")
         return upload
 
     @staticmethod
