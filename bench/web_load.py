@@ -1,37 +1,46 @@
-"""Load on the web platform: 50 concurrent HTTP clients against ``xfv serve`` on loopback.
+"""Load on the web platform: Debian's ``wrk`` against ``xfv serve`` on loopback, varied URLs.
 
-Usage: ``python bench/web_load.py [--json] [--store URL | --copies N] [--clients 50] [--requests 3000] [--lfw DIR]``
+Usage: ``python bench/web_load.py [--json] [--store URL | --copies N] [--duration 30] [--workers N] [--lfw DIR]``
 
-The server is ``xfv serve`` (``python -m xfv.cli serve``) in a child process on 127.0.0.1. Its
-store is either ``--store URL`` (e.g. one filled by ``xfv ingest`` + ``xfv compute`` on LFW) or,
+The server is ``xfv serve --workers N`` (default one per core) in a child process on 127.0.0.1.
+Its store is either ``--store URL`` (e.g. one filled by ``xfv ingest`` + ``xfv compute`` on LFW) or,
 by default, a **synthetic fill** built in a temporary folder: LFW's real protocol (6,000 pairs,
-13,233 images, 5,749 people, the real image files) with synthetic image-quality scores and
-synthetic distances drawn like dlib's on LFW (genuine ~N(0.045, 0.02), impostor ~N(0.18, 0.035)),
-scored by the store's own scoring step (10-fold thresholds and out-of-fold C-Scores).
-``--copies N`` stores N copies of LFW as datasets lfw, lfw-2, ... (6,000 x N pair results).
+the real image files) with synthetic image-quality scores and synthetic distances drawn like
+dlib's on LFW (genuine ~N(0.045, 0.02), impostor ~N(0.18, 0.035)), scored by the store's own
+scoring step. ``--copies N`` stores N copies of LFW as datasets lfw, lfw-2, ...
 
-The load generator (asyncio + httpx, one process) runs ``--clients`` workers that each send
-requests back to back until ``--requests`` have been sent: explorer pages (``/explorer`` with
-random filters, sorts and pages) and API calls (``/api/pairs`` the same way, ``/api/pairs/{id}``
-and the viewer's ``/api/pairs/{id}/neighbours``), half and half. Latency is measured per
-request, body included. Any status >= 400 or failed request is an error.
+The load generator is ``wrk`` (``apt-get install wrk``; a C program, so the client costs little
+CPU), one thread, with a Lua script cycling through 3,000 generated URLs (random page, sort
+column and order, filters and page size). One server runs, in order:
+
+- ``explorer_first`` and ``api_first``, ``--warmup`` seconds each at 50 connections: the first
+  passes over the URLs, so mostly answers never rendered before (each server process keeps the
+  answers it rendered while the store is unchanged, ``XFV_ANSWER_CACHE_MB``): the cost of new URLs;
+- ``explorer`` at 50 connections and ``explorer10`` at 10 connections (``/explorer`` pages), and
+  ``api`` at 50 connections (``/api/pairs`` with the same parameters, ``/api/pairs/{id}`` and the
+  viewer's ``/api/pairs/{id}/neighbours``), ``--duration`` seconds each: the same URLs again.
+
+It reports requests/s, p50/p99 latency, errors (connection errors, timeouts and non-2xx answers)
+and the server's CPU per request (all its processes, from ``/proc``), with the machine's load
+average; ``--json``: ``explorer_rps``, ``explorer_p99_ms``, ``explorer10_p99_ms``, ``api_p99_ms``,
+``cpu_ms_per_request`` (explorer at 50), ``explorer_first_cpu_ms_per_request``, ``errors``, ...
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import numpy as np
@@ -146,13 +155,34 @@ def store_size(url: str) -> dict[str, Any]:
 # --- the server ---------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux ``/proc``; NaN elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _process_tree(root: int) -> list[int]:
+    """``root`` and every process below it (the uvicorn workers), from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" (", 1)
+            parent = int(rest.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(pid))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def cpu_seconds(root: int) -> float:
+    """User + system CPU time so far of a process and its children (Linux ``/proc``)."""
+    total = 0.0
+    for pid in _process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def find_port() -> int:
@@ -161,15 +191,12 @@ def find_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(url: str, home: Path, port: int) -> subprocess.Popen[bytes]:
-    """``xfv serve --host 127.0.0.1 --port PORT`` on the store, once it answers."""
+def start_server(url: str, home: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    """``xfv serve --host 127.0.0.1 --port PORT --workers N`` on the store, once it answers."""
     env = {**os.environ, "XFV_DATABASE_URL": url, "XFV_HOME": str(home)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "xfv.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,  # its banner; errors still reach stderr
-    )
-    deadline = time.monotonic() + 60
+    command = ["-m", "xfv.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    server = subprocess.Popen([sys.executable, *command], env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"xfv serve exited with status {server.returncode}")
@@ -179,114 +206,111 @@ def start_server(url: str, home: Path, port: int) -> subprocess.Popen[bytes]:
         except httpx.HTTPError:
             time.sleep(0.2)
     server.terminate()
-    raise SystemExit("xfv serve did not answer within 60 s")
+    raise SystemExit("xfv serve did not answer within 90 s")
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    server.wait(timeout=30)
 
 
 # --- the load -----------------------------------------------------------------------------------
 
+SORTS = ["position", "identity1", "identity2", "dataset", "fold", "label", "quality1", "quality2", "distance",
+         "threshold", "prediction", "correct", "cscore"]  # fmt: skip
+PAGE_SIZES = [25, 50, 100, 200]
 
-def explorer_params(rng: random.Random, datasets: list[str]) -> dict[str, str]:
-    """A random explorer state: filters, sort and page as a user would click them."""
-    params: dict[str, str] = {"sort": rng.choice(["position", "cscore", "distance", "quality1", "identity1", "fold"])}
-    params["order"] = rng.choice(["asc", "desc"])
-    if rng.random() < 0.5:
+
+def explorer_params(rng: random.Random, datasets: list[str], pairs: int) -> dict[str, str]:
+    """A random explorer state: filters, sort, order, page size and page, as a user would click them."""
+    params: dict[str, str] = {"sort": rng.choice(SORTS), "order": rng.choice(["asc", "desc"])}
+    per_page = rng.choice(PAGE_SIZES)
+    if per_page != 50:
+        params["per_page"] = str(per_page)
+    if len(datasets) > 1 and rng.random() < 0.5:
         params["dataset"] = rng.choice(datasets)
     if rng.random() < 0.3:
         params["outcome"] = rng.choice(["correct", "wrong"])
     if rng.random() < 0.2:
         params["label"] = rng.choice(["same", "different"])
+    if rng.random() < 0.15:
+        params["fold"] = str(rng.randint(0, 9))
     if rng.random() < 0.2:
         params["cscore_max"] = f"{rng.uniform(0.6, 1.0):.2f}"
     if rng.random() < 0.1:
         params["quality_min"] = f"{rng.uniform(0.2, 0.8):.2f}"
     if rng.random() < 0.1:
         params["identity"] = rng.choice(["bush", "ann", "li", "powell", "ma"])
-    params["page"] = str(rng.choice([1, 1, 1, 2, 3, rng.randint(1, 40)]))
+    last = max(1, pairs // per_page)
+    params["page"] = str(rng.choice([1, 1, 2, 3, rng.randint(1, last)]))
     return params
 
 
-@dataclass
-class Results:
-    """Latencies (ms) per kind of request, and the errors seen."""
-
-    latencies: dict[str, list[float]] = field(default_factory=lambda: {"explorer": [], "api": []})
-    errors: list[str] = field(default_factory=list)
-
-
-async def one_request(client: httpx.AsyncClient, rng: random.Random, size: dict[str, Any], results: Results) -> None:
-    """Send one request of a random kind and record its latency or error."""
-    kind = "explorer" if rng.random() < 0.5 else "api"
-    if kind == "explorer":
-        path, params = "/explorer", explorer_params(rng, size["datasets"])
-    else:
-        choice = rng.random()
+def urls(kind: str, size: dict[str, Any], count: int, seed: int) -> list[str]:
+    """``count`` varied paths of one kind of request."""
+    rng = random.Random(f"{seed}-{kind}")
+    paths = []
+    for _ in range(count):
+        params = explorer_params(rng, size["datasets"], size["pairs"] // max(1, len(size["datasets"])))
+        if kind == "explorer":
+            paths.append(f"/explorer?{urlencode(params)}")
+            continue
+        choice, pair = rng.random(), rng.choice(size["pair_ids"])
         if choice < 0.5:
-            path, params = "/api/pairs", explorer_params(rng, size["datasets"])
+            paths.append(f"/api/pairs?{urlencode(params)}")
         elif choice < 0.8:
-            path, params = f"/api/pairs/{rng.choice(size['pair_ids'])}", {}
+            paths.append(f"/api/pairs/{pair}")
         else:
-            path, params = (
-                f"/api/pairs/{rng.choice(size['pair_ids'])}/neighbours",
-                explorer_params(rng, size["datasets"]),
-            )
-    start = time.perf_counter()
-    try:
-        response = await client.get(path, params=params)
-        if response.status_code >= 400:
-            results.errors.append(f"{response.status_code} {path}?{httpx.QueryParams(params)}: {response.text[:200]}")
-    except httpx.HTTPError as exc:
-        results.errors.append(f"{type(exc).__name__} {path}: {exc}")
-    results.latencies[kind].append((time.perf_counter() - start) * 1000)
+            paths.append(f"/api/pairs/{pair}/neighbours?{urlencode(params)}")
+    return paths
 
 
-async def load(base: str, size: dict[str, Any], clients: int, requests: int, seed: int) -> tuple[Results, float]:
-    """``clients`` workers sending ``requests`` requests in all; returns results and wall time."""
-    results = Results()
-    remaining = requests
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-
-    async def worker(index: int, client: httpx.AsyncClient) -> None:
-        nonlocal remaining
-        rng = random.Random(seed * 1000 + index)
-        while remaining > 0:
-            remaining -= 1
-            await one_request(client, rng, size, results)
-
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(i, client) for i in range(clients)))
-        return results, time.perf_counter() - start
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
+#: Cycles through the paths file (its name in the environment); prints one JSON line at the end.
+LUA = """
+local paths, index = {}, 0
+for line in io.lines(os.getenv("XFV_BENCH_PATHS")) do paths[#paths + 1] = line end
+request = function()
+  index = index % #paths + 1
+  return wrk.format("GET", paths[index])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "seconds": %f, "p50_ms": %f, "p99_ms": %f, "max_ms": %f, ' ..
+    '"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
+    latency.max / 1e3, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
 
 
-def report(
-    results: Results, seconds: float, server_cpu: float, size: dict[str, Any], store: str, clients: int
-) -> dict[str, Any]:
-    """The numbers: latency percentiles per kind, throughput, errors, and the server's CPU cost
-    per request (what the latencies would shrink to on an idle machine, one core per server)."""
-    total = sum(len(v) for v in results.latencies.values())
-    summary: dict[str, Any] = {
-        "store": store,
-        "datasets": len(size["datasets"]),
-        "pair_results": size["pair_results"],
-        "clients": clients,
-        "requests": total,
-        "seconds": round(seconds, 2),
-        "requests_per_second": round(total / seconds, 1),
-        "errors": len(results.errors),
-        "server_cpu_ms_per_request": round(1000 * server_cpu / max(total, 1), 2),
-        "cpus": os.cpu_count(),
+def run_wrk(base: str, paths: list[str], connections: int, seconds: int, folder: Path, pid: int) -> dict[str, Any]:
+    """One ``wrk`` run (one thread) cycling through ``paths``; the server's CPU per request."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk not found: apt-get install -y wrk")
+    script, listing = folder / "cycle.lua", folder / f"paths-{connections}-{len(paths)}.txt"
+    script.write_text(LUA)
+    listing.write_text("\n".join(paths) + "\n")
+    command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), base]
+    cpu_before = cpu_seconds(pid)
+    finished = subprocess.run(
+        command, env={**os.environ, "XFV_BENCH_PATHS": str(listing)}, capture_output=True, text=True, check=True
+    )
+    cpu = cpu_seconds(pid) - cpu_before
+    found = json.loads(finished.stdout.strip().splitlines()[-1])
+    errors = sum(found[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return {
+        "connections": connections,
+        "requests": found["requests"],
+        "rps": round(found["requests"] / found["seconds"], 1),
+        "p50_ms": round(found["p50_ms"], 1),
+        "p99_ms": round(found["p99_ms"], 1),
+        "max_ms": round(found["max_ms"], 1),
+        "errors": errors,
+        "cpu_ms_per_request": round(1000 * cpu / max(found["requests"], 1), 2),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
-    for kind, values in results.latencies.items():
-        summary[f"{kind}_requests"] = len(values)
-        for q in (50, 95, 99):
-            summary[f"{kind}_p{q}_ms"] = round(percentile(values, q), 1)
-    summary["error_samples"] = results.errors[:5]
-    return summary
 
 
 def prepare_store(args: argparse.Namespace, home: Path) -> tuple[str, str]:
@@ -307,13 +331,39 @@ def prepare_store(args: argparse.Namespace, home: Path) -> tuple[str, str]:
     return url, store
 
 
+def measure(args: argparse.Namespace, url: str, home: Path, size: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The runs (see the module docstring) on one server: the first passes over the URLs (mostly
+    uncached answers), then the measured runs."""
+    explorer, api = urls("explorer", size, args.urls, args.seed), urls("api", size, args.urls, args.seed)
+    plan = [
+        ("explorer_first", explorer, 50, args.warmup),
+        ("api_first", api, 50, args.warmup),
+        ("explorer", explorer, 50, args.duration),
+        ("explorer10", explorer, 10, args.duration),
+        ("api", api, 50, args.duration),
+    ]
+    runs: dict[str, dict[str, Any]] = {}
+    port = find_port()
+    server = start_server(url, home, port, args.workers)
+    try:
+        for name, paths, connections, seconds in plan:
+            runs[name] = run_wrk(f"http://127.0.0.1:{port}", paths, connections, seconds, home, server.pid)
+            if not args.json:
+                print(f"{name}: {runs[name]}", file=sys.stderr)
+    finally:
+        stop_server(server)
+    return runs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--store", help="database URL of a store with results (default: a synthetic LFW fill)")
     parser.add_argument("--copies", type=int, default=1, help="synthetic fill: copies of LFW's 6,000 pairs (default 1)")
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=3000, help="requests in all (default 3000)")
+    parser.add_argument("--duration", type=int, default=30, help="seconds per measured run (default 30)")
+    parser.add_argument("--warmup", type=int, default=60, help="seconds of each first pass (default 60)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server processes (default: cores)")
+    parser.add_argument("--urls", type=int, default=3000, help="distinct URLs each run cycles through (default 3000)")
     parser.add_argument("--lfw", type=Path, default=DEFAULT_LFW, help=f"LFW folder (default {DEFAULT_LFW})")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -321,32 +371,34 @@ def main() -> int:
         home = Path(folder)
         url, store = prepare_store(args, home)
         size = store_size(url)
-        port = find_port()
-        server = start_server(url, home, port)
-        try:
-            cpu_before = cpu_seconds(server.pid)
-            results, seconds = asyncio.run(
-                load(f"http://127.0.0.1:{port}", size, args.clients, args.requests, args.seed)
-            )
-            server_cpu = cpu_seconds(server.pid) - cpu_before
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    summary = report(results, seconds, server_cpu, size, store, args.clients)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print(
-            f"store: {summary['store']}, {summary['pair_results']:,} pair results in {summary['datasets']} dataset(s)"
-        )
-        rate = summary["requests_per_second"]
-        print(f"{summary['requests']} requests from {args.clients} clients in {summary['seconds']} s ({rate} req/s)")
-        busy, cost = summary["load_average_1min"], summary["server_cpu_ms_per_request"]
-        print(f"server CPU {cost} ms per request; machine: {summary['cpus']} CPUs, load average {busy} at the end")
-        for kind in ("explorer", "api"):
-            p50, p95, p99 = (summary[f"{kind}_p{q}_ms"] for q in (50, 95, 99))
-            print(f"  {kind:<8} p50 {p50:8.1f} ms   p95 {p95:8.1f} ms   p99 {p99:8.1f} ms")
-        print(f"errors: {summary['errors']}" + "".join(f"\n  {e}" for e in summary["error_samples"]))
+        load_before = round(os.getloadavg()[0], 2)
+        runs = measure(args, url, home, size)
+    summary: dict[str, Any] = {
+        "store": store,
+        "pair_results": size["pair_results"],
+        "workers": args.workers,
+        "seconds_per_run": args.duration,
+        "distinct_urls": args.urls,
+        "explorer_rps": runs["explorer"]["rps"],
+        "explorer_p50_ms": runs["explorer"]["p50_ms"],
+        "explorer_p99_ms": runs["explorer"]["p99_ms"],
+        "explorer10_p99_ms": runs["explorer10"]["p99_ms"],
+        "api_rps": runs["api"]["rps"],
+        "api_p99_ms": runs["api"]["p99_ms"],
+        "cpu_ms_per_request": runs["explorer"]["cpu_ms_per_request"],
+        "api_cpu_ms_per_request": runs["api"]["cpu_ms_per_request"],
+        "explorer_first_rps": runs["explorer_first"]["rps"],
+        "explorer_first_p99_ms": runs["explorer_first"]["p99_ms"],
+        "explorer_first_cpu_ms_per_request": runs["explorer_first"]["cpu_ms_per_request"],
+        "api_first_cpu_ms_per_request": runs["api_first"]["cpu_ms_per_request"],
+        "errors": sum(run["errors"] for run in runs.values()),
+        "answer_cache_mb": float(os.environ.get("XFV_ANSWER_CACHE_MB", 64)),
+        "cpus": os.cpu_count(),
+        "load_average_1min_before": load_before,
+        "load_average_1min_after": round(os.getloadavg()[0], 2),
+        "runs": runs,
+    }
+    print(json.dumps(summary, indent=2))
     return 1 if summary["errors"] else 0
 
 

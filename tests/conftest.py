@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.pg", "tests.synthetic"]
+pytest_plugins = ["tests.pg", "tests.synthetic", "tests.web_fixtures"]
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 LFW_ROOT = SHARED / "data" / "lfw"

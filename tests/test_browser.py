@@ -21,7 +21,7 @@ from PIL import Image
 
 from tests.conftest import lfw_image
 from tests.test_several_faces import make_couple
-from tests.test_web_fixtures import TINY, WebStore, web_store  # noqa: F401 - the fixture
+from tests.web_fixtures import TINY, WebStore
 from xfv.web import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -70,7 +70,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture()
 def page(browser: Any, server: str) -> Iterator[Any]:
-    """A fresh page on the test server that records JavaScript errors and outside requests."""
+    """A fresh page on the test server that records JavaScript errors, CSP refusals and outside requests."""
     context = browser.new_context(base_url=server, viewport={"width": 1440, "height": 1000})
     outside: list[str] = []
     errors: list[str] = []
@@ -86,6 +86,8 @@ def page(browser: Any, server: str) -> Iterator[Any]:
     tab = context.new_page()
     tab.set_default_timeout(60_000)
     tab.on("pageerror", lambda error: errors.append(str(error)))
+    # The Content-Security-Policy refusing anything a page uses shows as a console error.
+    tab.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     yield tab
     context.close()
     assert not outside, f"requests outside the server: {outside}"

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import lfw_image
-from tests.test_web_fixtures import TINY, WebStore, web_store  # noqa: F401 - the fixture
+from tests.web_fixtures import TINY, WebStore
 from xfv.cli import main
 from xfv.errors import ImageError, NoFaceError, XfvError
 from xfv.faces import Box, align_face, load_image, parse_face_choice, parse_face_choices

@@ -9,7 +9,6 @@ import asyncio
 import io
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -19,26 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import lfw_image
-from tests.test_web_fixtures import TINY, WebStore, backend_store, web_store  # noqa: F401 - the fixtures
+from tests.web_fixtures import TINY, WebStore
 from xfv.store.models import Image
 from xfv.store.repository import SORT_COLUMNS
 from xfv.web import create_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def client(web_store: WebStore) -> Iterator[TestClient]:  # noqa: F811
-    """The app on the SQLite fixture store."""
-    with TestClient(create_app(web_store.store, occlusion=TINY)) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def any_client(backend_store: WebStore) -> Iterator[TestClient]:  # noqa: F811
-    """The app on the fixture store of each backend (SQLite, PostgreSQL)."""
-    with TestClient(create_app(backend_store.store, occlusion=TINY)) as test_client:
-        yield test_client
 
 
 def wait_for(client: TestClient, job: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
@@ -487,3 +472,4 @@ def test_serve_command_parses() -> None:
     web.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["serve", "--port", "8123"])
     assert (args.host, args.port, args.func) == ("127.0.0.1", 8123, web.run_serve)
+    assert parser.parse_args(["serve", "--workers", "3"]).workers == 3

@@ -19,6 +19,8 @@ class Settings:
     database_url: str
     default_model: str
     max_upload_bytes: int
+    max_image_pixels: int
+    answer_cache_bytes: int
     threads: int
     align_workers: int
 
@@ -42,6 +44,8 @@ def get_settings() -> Settings:
         database_url=database_url,
         default_model=os.environ.get("XFV_MODEL", "dlib"),
         max_upload_bytes=int(os.environ.get("XFV_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)),
+        max_image_pixels=int(os.environ.get("XFV_MAX_IMAGE_PIXELS", 16_000_000)),
+        answer_cache_bytes=int(float(os.environ.get("XFV_ANSWER_CACHE_MB", 64)) * 1_000_000),
         threads=int(os.environ.get("XFV_THREADS", os.cpu_count() or 1)),
         align_workers=int(os.environ.get("XFV_ALIGN_WORKERS", os.cpu_count() or 1)),
     )

@@ -9,6 +9,10 @@ class ImageError(XfvError):
     """An image cannot be read or holds no usable face."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image with more pixels than xfv decodes (a decompression bomb, a raw scan)."""
+
+
 class NoFaceError(ImageError):
     """No face was detected in a photo."""
 

@@ -20,6 +20,8 @@ from xfv.models.weights import cnn_face_detector_path, shape_predictor_5_path, s
 DETECTION_MAX_SIDE = 800
 #: Below this side, HOG looks at the image upsampled once (finds faces down to ~40 px).
 UPSAMPLE_BELOW_SIDE = 500
+#: Images with a side shorter than this (after scaling for detection) hold no detectable face.
+MIN_DETECTION_SIDE = 20
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,10 @@ def _shape_predictor(points: int) -> dlib.shape_predictor:
 
 
 def detect_faces(image: np.ndarray) -> list[Box]:
-    """All faces in ``image`` (uint8 RGB): HOG's, or the CNN's where HOG finds none."""
+    """All faces in ``image`` (uint8 RGB): HOG's, or the CNN's where HOG finds none (none in a sliver)."""
     scale = min(1.0, DETECTION_MAX_SIDE / max(image.shape[:2]))
+    if min(image.shape[:2]) * scale < MIN_DETECTION_SIDE:
+        return []  # no face fits (and the CNN refuses images smaller than its filters)
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
     upsample = 1 if max(small.shape[:2]) <= UPSAMPLE_BELOW_SIDE else 0
     rects = list(_hog_detector()(small, upsample))

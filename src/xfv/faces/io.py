@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from xfv.errors import ImageError
+from xfv.errors import ImageError, ImageTooLargeError
 
 #: Larger images are refused (decompression bombs, accidental raw scans).
 MAX_PIXELS = 40_000_000
@@ -28,21 +28,33 @@ def load_image(path: Path | str) -> np.ndarray:
     return decode_image(data, str(path))
 
 
-def decode_image(data: bytes, name: str = "image") -> np.ndarray:
-    """Decode image bytes (an upload, say) as uint8 RGB; ``name`` is used in error messages."""
+def decode_image(
+    data: bytes, name: str = "image", *, max_pixels: int = MAX_PIXELS, min_side: int | None = None
+) -> np.ndarray:
+    """Decode image bytes (an upload, say) as uint8 RGB; ``name`` is used in error messages.
+
+    The size is checked from the header before any pixel is decoded: more than ``max_pixels``
+    raises :class:`ImageTooLargeError`. With ``min_side``, a JPEG is decoded at the smallest of
+    1/2, 1/4 or 1/8 scale that keeps both sides at least that long (a photo to be scaled down
+    anyway costs a fraction of the time and memory), and that reduced size is what is checked."""
     if not data:
         raise ImageError(f"{name}: empty file")
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageError(f"{name}: image too large ({image.width}x{image.height} pixels)")
+            if min_side is not None and image.format in ("JPEG", "MPO"):
+                image.draft(None, (min_side, min_side))
+            if image.width * image.height > max_pixels:
+                raise ImageTooLargeError(
+                    f"{name}: image too large ({image.width}x{image.height} pixels; "
+                    f"at most {max_pixels / 1e6:g} megapixels are decoded)"
+                )
             image.load()
             image = ImageOps.exif_transpose(image)
             return np.asarray(_to_rgb(image), dtype=np.uint8).copy()
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (unrecognised format)") from None
     except Image.DecompressionBombError:
-        raise ImageError(f"{name}: image too large") from None
+        raise ImageTooLargeError(f"{name}: image too large (a decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: truncated or corrupt image ({exc})") from None
 

@@ -40,6 +40,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored time with its timezone: UTC, which SQLite drops on the way back (PostgreSQL keeps it)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[int]: JSON}
@@ -253,3 +258,40 @@ class Review(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     reviewer: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebJob(Base):
+    """A background job of the web server (X-Maps of a pair or an upload), kept in the store so
+    every server process answers its progress. ``active_key`` is the job's key while it is queued
+    or running and NULL afterwards: its unique index makes the same work one job at a time across
+    processes. ``updated_at`` is a heartbeat; a job silent for long lost its process."""
+
+    __tablename__ = "web_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(300))
+    active_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    status: Mapped[str] = mapped_column(String(10))
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    result_url: Mapped[str] = mapped_column(String(300))
+    worker: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebUpload(Base):
+    """A pair of photos a visitor uploaded to the web platform: the verification (``facts``), the
+    photos and aligned faces (``photos``, an .npz blob) and, once computed, the X-Maps (``maps``)."""
+
+    __tablename__ = "web_uploads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    photos: Mapped[bytes] = mapped_column(LargeBinary)
+    maps: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

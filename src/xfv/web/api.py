@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from xfv.faces import FaceChoice, load_image, parse_face_choice
 from xfv.store.repository import Neighbours, PairRow, pair_neighbours, query_pairs
 from xfv.web.filters import ExplorerQuery
-from xfv.web.jobs import Job
+from xfv.web.ids import ImageId, MethodNumber, PairId, PairIdField, RowIndex
 from xfv.web.queries import Overview, PairDetail, get_pair, image_file, model_names, overview, pair_detail
 from xfv.web.render import Display, jpeg, png, thumbnail
 from xfv.web.reviews import QueueItem, ReviewRecord, Verdict, add_review, pair_reviews, review_queue
@@ -41,7 +41,33 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-router = APIRouter(prefix="/api", tags=["api"], responses={422: {"model": ErrorOut, "description": "invalid input"}})
+#: What each error status means, for the schema.
+ERROR_MEANINGS = {
+    400: "an unknown dataset or model name",
+    403: "a state-changing request from another site's page",
+    404: "no such pair, image, map, upload or job",
+    413: "a request body or photo over the limit, or an image of too many pixels",
+    415: "an upload that is not an image",
+    422: "invalid input",
+    429: "the job queue is full: ask again after Retry-After seconds",
+}
+
+
+def errors(*statuses: int, ok: dict[str, Any] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The schema's entries for these error statuses (429 with its Retry-After header), after
+    ``ok``, the 200 answer's entry where it differs from the declared response model."""
+    found: dict[int | str, dict[str, Any]] = {200: ok} if ok is not None else {}
+    for code in statuses:
+        found[code] = {"model": ErrorOut, "description": ERROR_MEANINGS[code]}
+        if code == 429:
+            seconds = {"description": "seconds to wait", "schema": {"type": "integer"}}
+            found[code]["headers"] = {"Retry-After": seconds}
+    return found
+
+
+#: Every state-changing request may be refused as foreign (403) or too large (413).
+WRITE = (403, 413)
+router = APIRouter(prefix="/api", tags=["api"], responses=errors(422))
 
 
 class PairListOut(BaseModel):
@@ -123,7 +149,7 @@ class UploadOut(BaseModel):
 class ReviewIn(BaseModel):
     """A reviewer's verdict on a model's decision for a pair."""
 
-    pair_id: int
+    pair_id: PairIdField
     model: str = Field(max_length=200)
     verdict: Verdict
     comment: str = Field(default="", max_length=2000)
@@ -148,8 +174,8 @@ class ModelsOut(BaseModel):
     occlusion: dict[str, Any] = Field(description="the server's occlusion setting for new X-Maps")
 
 
-def _job(job: Job | None) -> JobOut | None:
-    return None if job is None else JobOut(**job.to_dict())
+def _job(job: dict[str, Any] | None) -> JobOut | None:
+    return None if job is None else JobOut(**job)
 
 
 def _png(data: bytes, headers: dict[str, str]) -> Response:
@@ -180,7 +206,7 @@ def models(services: ServicesDep, session: SessionDep) -> ModelsOut:
     )
 
 
-@router.get("/pairs", summary="List pairs: filter, sort and page the pair table", responses={400: {"model": ErrorOut}})
+@router.get("/pairs", summary="List pairs: filter, sort and page the pair table", responses=errors(400))
 def list_pairs(session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> PairListOut:
     table = query_pairs(session, q.pair_query())
     return PairListOut(
@@ -191,9 +217,9 @@ def list_pairs(session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> Pai
 @router.get(
     "/pairs/{pair_id}",
     summary="One pair with its results, stored X-Maps and reviews",
-    responses={404: {"model": ErrorOut}},
+    responses=errors(404),
 )
-def one_pair(services: ServicesDep, session: SessionDep, pair_id: int) -> PairOut:
+def one_pair(services: ServicesDep, session: SessionDep, pair_id: PairId) -> PairOut:
     return PairOut(
         pair=pair_detail(session, pair_id),
         reviews=pair_reviews(session, pair_id),
@@ -201,21 +227,28 @@ def one_pair(services: ServicesDep, session: SessionDep, pair_id: int) -> PairOu
     )
 
 
-@router.get("/pairs/{pair_id}/neighbours", summary="Previous and next pair in the explorer's order")
+@router.get(
+    "/pairs/{pair_id}/neighbours", summary="Previous and next pair in the explorer's order", responses=errors(400, 404)
+)
 def get_neighbours(
     session: SessionDep,
-    pair_id: int,
+    pair_id: PairId,
     q: Annotated[ExplorerQuery, Query()],
-    index: Annotated[int | None, Query(ge=0, description="the row's index in that order, if known")] = None,
+    index: RowIndex = None,
 ) -> Neighbours:
     pair_detail(session, pair_id)
     return pair_neighbours(session, q.pair_query(), pair_id, index)
 
 
 @router.get(
-    "/pairs/{pair_id}/aligned/{image}.png", summary="An aligned face of a pair", response_class=Response, responses=PNG
+    "/pairs/{pair_id}/aligned/{image}.png",
+    summary="An aligned face of a pair",
+    response_class=Response,
+    responses=PNG | errors(400, 404),
 )
-def aligned_face(services: ServicesDep, session: SessionDep, pair_id: int, image: ImageIndex, model: str) -> Response:
+def aligned_face(
+    services: ServicesDep, session: SessionDep, pair_id: PairId, image: ImageIndex, model: str
+) -> Response:
     pair = get_pair(session, pair_id)
     face = services.pair_maps.aligned_face(session, pair.image1_id if image == 1 else pair.image2_id, model)
     return _png(png(face), IMMUTABLE)
@@ -225,14 +258,14 @@ def aligned_face(services: ServicesDep, session: SessionDep, pair_id: int, image
     "/pairs/{pair_id}/xmaps/{model}/{method}/{image}.png",
     summary="An X-Map of a pair as PNG",
     response_class=Response,
-    responses=PNG,
+    responses=PNG | errors(404),
 )
 def pair_xmap(
     services: ServicesDep,
     session: SessionDep,
-    pair_id: int,
+    pair_id: PairId,
     model: str,
-    method: int,
+    method: MethodNumber,
     image: ImageIndex,
     patch: Patch = "merged",
     display: Display = "blend",
@@ -246,10 +279,15 @@ def pair_xmap(
     "/pairs/{pair_id}/xmaps/{model}/{method}/raw",
     summary="Raw maps of a pair (float32 .npz: image{1,2}_p{size} per patch size, image{1,2}_merged)",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses=errors(404, ok={"content": {"application/octet-stream": {}}}),
 )
 def pair_xmap_raw(
-    services: ServicesDep, session: SessionDep, pair_id: int, model: str, method: int, setting: str | None = None
+    services: ServicesDep,
+    session: SessionDep,
+    pair_id: PairId,
+    model: str,
+    method: MethodNumber,
+    setting: str | None = None,
 ) -> Response:
     key = services.pair_maps.setting_for(session, pair_id, model, setting)
     buffer = io.BytesIO()
@@ -264,10 +302,10 @@ def pair_xmap_raw(
     "/pairs/{pair_id}/xmaps/{model}",
     summary="Compute a pair's missing X-Maps in the background",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={200: {"model": ComputeOut, "description": "already stored"}, 404: {"model": ErrorOut}},
+    responses=errors(400, 404, 429, *WRITE, ok={"model": ComputeOut, "description": "already stored"}),
 )
 def compute_pair_xmaps(
-    services: ServicesDep, session: SessionDep, response: Response, pair_id: int, model: str
+    services: ServicesDep, session: SessionDep, response: Response, pair_id: PairId, model: str
 ) -> ComputeOut:
     job = services.pair_maps.start(session, pair_id, model)
     if job is None:
@@ -280,13 +318,13 @@ def compute_pair_xmaps(
     "/images/{image_id}",
     summary="A registered image, or its thumbnail",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}}},
+    responses=errors(404, ok={"content": {"image/jpeg": {}}}),
 )
 def get_image(
     services: ServicesDep,
     session: SessionDep,
     request: Request,
-    image_id: int,
+    image_id: ImageId,
     size: Annotated[int | None, Query(ge=16, le=1024, description="longer side of a thumbnail")] = None,
 ) -> Response:
     file = image_file(session, image_id)
@@ -316,14 +354,14 @@ def _faces(face1: str, face2: str) -> tuple[FaceChoice, FaceChoice]:
     return parse_face_choice(face1), parse_face_choice(face2)
 
 
-def _upload_out(upload: Any, job: Job | None = None) -> UploadOut:
+def _upload_out(upload: Any, job: dict[str, Any] | None = None) -> UploadOut:
     return UploadOut(**upload.summary(), job=_job(job))
 
 
 @router.post(
     "/verify",
     summary="Verify two photos: faces, distance, decision, C-Score",
-    responses={413: {"model": ErrorOut}, 415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=errors(400, 415, *WRITE),
 )
 def verify(
     services: ServicesDep,
@@ -343,7 +381,7 @@ def verify(
     "/explain",
     summary="Start an explain job: verify two photos now, compute their X-Maps in the background",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={413: {"model": ErrorOut}, 415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=errors(400, 415, 429, *WRITE),
 )
 def explain(
     services: ServicesDep,
@@ -362,7 +400,7 @@ def explain(
 @router.get(
     "/uploads/{upload_id}",
     summary="An uploaded pair's verification and X-Map status",
-    responses={404: {"model": ErrorOut}},
+    responses=errors(404),
 )
 def get_upload(services: ServicesDep, upload_id: str) -> UploadOut:
     upload = services.uploads.get(upload_id)
@@ -373,7 +411,7 @@ def get_upload(services: ServicesDep, upload_id: str) -> UploadOut:
     "/uploads/{upload_id}/photo/{image}.png",
     summary="An uploaded photo with the face found",
     response_class=Response,
-    responses=PNG,
+    responses=PNG | errors(404),
 )
 def upload_photo(services: ServicesDep, upload_id: str, image: ImageIndex) -> Response:
     return _png(services.uploads.photo_png(services.uploads.get(upload_id), image), PRIVATE)
@@ -383,7 +421,7 @@ def upload_photo(services: ServicesDep, upload_id: str, image: ImageIndex) -> Re
     "/uploads/{upload_id}/aligned/{image}.png",
     summary="An uploaded photo's aligned face",
     response_class=Response,
-    responses=PNG,
+    responses=PNG | errors(404),
 )
 def upload_aligned(services: ServicesDep, upload_id: str, image: ImageIndex) -> Response:
     return _png(services.uploads.aligned_png(services.uploads.get(upload_id), image), PRIVATE)
@@ -393,12 +431,12 @@ def upload_aligned(services: ServicesDep, upload_id: str, image: ImageIndex) -> 
     "/uploads/{upload_id}/xmaps/{method}/{image}.png",
     summary="An X-Map of an uploaded pair",
     response_class=Response,
-    responses=PNG,
+    responses=PNG | errors(404),
 )
 def upload_xmap(
     services: ServicesDep,
     upload_id: str,
-    method: int,
+    method: MethodNumber,
     image: ImageIndex,
     patch: Patch = "merged",
     display: Display = "blend",
@@ -406,15 +444,15 @@ def upload_xmap(
     return _png(services.uploads.map_png(services.uploads.get(upload_id), method, image, patch, display), PRIVATE)
 
 
-@router.get("/jobs/{job_id}", summary="Poll a background job", responses={404: {"model": ErrorOut}})
+@router.get("/jobs/{job_id}", summary="Poll a background job", responses=errors(404))
 def get_job(services: ServicesDep, job_id: str) -> JobOut:
-    return JobOut(**services.jobs.get(job_id).to_dict())
+    return JobOut(**services.jobs.get(job_id))
 
 
 # --- reviews ----------------------------------------------------------------------------------------
 
 
-@router.get("/reviews", summary="The review queue: pairs the model is least sure of")
+@router.get("/reviews", summary="The review queue: pairs the model is least sure of", responses=errors(400))
 def get_queue(
     session: SessionDep,
     max_cscore: Annotated[float, Query(ge=0.0, le=1.0)] = 0.75,
@@ -436,14 +474,14 @@ def get_queue(
     "/reviews",
     summary="Record agree/disagree with a model's decision",
     status_code=status.HTTP_201_CREATED,
-    responses={404: {"model": ErrorOut}},
+    responses=errors(400, 404, *WRITE),
 )
 def post_review(services: ServicesDep, review: ReviewIn) -> ReviewRecord:
     with services.store.transaction() as session:
         return add_review(session, review.pair_id, review.model, review.verdict, review.comment, review.reviewer)
 
 
-@router.get("/pairs/{pair_id}/reviews", summary="A pair's reviews, newest first", responses={404: {"model": ErrorOut}})
-def get_pair_reviews(session: SessionDep, pair_id: int) -> list[ReviewRecord]:
+@router.get("/pairs/{pair_id}/reviews", summary="A pair's reviews, newest first", responses=errors(404))
+def get_pair_reviews(session: SessionDep, pair_id: PairId) -> list[ReviewRecord]:
     pair_detail(session, pair_id)
     return pair_reviews(session, pair_id)

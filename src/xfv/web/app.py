@@ -8,7 +8,10 @@ access.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import base64
+import hashlib
+import re
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -16,10 +19,9 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from xfv import __version__
 from xfv.config import get_settings
@@ -27,10 +29,12 @@ from xfv.errors import XfvError
 from xfv.method.occlusion import OcclusionSettings
 from xfv.store import Store, open_store
 from xfv.web import api, pages
-from xfv.web.errors import status_for
+from xfv.web.answers import AnswerCache
+from xfv.web.api import IMMUTABLE
+from xfv.web.errors import TooManyJobsError, status_for
+from xfv.web.protection import CONTENT_SECURITY_POLICY, Protection
 from xfv.web.services import Services
 from xfv.web.templating import templates
-from xfv.web.uploads import human_size
 
 STATIC = Path(str(resources.files("xfv.web") / "static"))
 DESCRIPTION = (
@@ -40,42 +44,24 @@ DESCRIPTION = (
 )
 
 
-class UploadLimit:
-    """Refuses a request body announced larger than two photos (plus form overhead) before it is read (413)."""
-
-    def __init__(self, app: ASGIApp, photo_limit: int) -> None:
-        self.app = app
-        self.photo_limit = photo_limit
-        self.limit = 2 * photo_limit + 1_000_000
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT"):
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            if length.isdigit() and int(length) > self.limit:
-                size, limit = human_size(int(length)), human_size(self.photo_limit)
-                message = f"the upload is {size}: far over the limit of {limit} per photo"
-                await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api/") and request.url.path != "/openapi.json"
 
 
-def _error(request: Request, status: int, message: str) -> Response:
-    """A JSON error for the API, a page for a browser."""
+def _error(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON error for the API, a page for a browser (with ``headers`` such as Allow or Retry-After)."""
     if _wants_html(request):
         return templates.TemplateResponse(
-            request, "error.html", {"status": status, "message": message}, status_code=status
+            request, "error.html", {"status": status, "message": message}, status_code=status, headers=headers
         )
-    return JSONResponse({"detail": message}, status_code=status)
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(XfvError)
     async def user_error(request: Request, exc: XfvError) -> Response:
-        return _error(request, status_for(exc), str(exc))
+        retry = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyJobsError) else None
+        return _error(request, status_for(exc), str(exc), retry)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
@@ -83,7 +69,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        return _error(request, exc.status_code, str(exc.detail))
+        return _error(request, exc.status_code, str(exc.detail), exc.headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -95,22 +81,36 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+#: The files of the ``swagger-ui-bundle-v2`` package the docs page loads (nothing else of it is served).
+SWAGGER_FILES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
+
+
 def _install_docs(app: FastAPI) -> None:
-    """Swagger UI at ``/docs`` from local files (the ``swagger-ui-bundle-v2`` package)."""
+    """Swagger UI at ``/docs`` from local files; its one inline script is allowed by its hash."""
     from swagger_ui_bundle import swagger_ui_path
 
-    app.mount("/vendor/swagger", StaticFiles(directory=str(swagger_ui_path)), name="swagger")
+    page = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="xfv API",
+        swagger_js_url="/vendor/swagger/swagger-ui-bundle.js",
+        swagger_css_url="/vendor/swagger/swagger-ui.css",
+        swagger_favicon_url="/static/favicon.svg",
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    html = bytes(page.body).decode()
+    scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in scripts)
+    policy = CONTENT_SECURITY_POLICY.replace("script-src 'self'", f"script-src 'self' {hashes}")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="xfv API",
-            swagger_js_url="/vendor/swagger/swagger-ui-bundle.js",
-            swagger_css_url="/vendor/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/favicon.svg",
-            swagger_ui_parameters={"validatorUrl": None},
-        )
+        return HTMLResponse(html, headers={"Content-Security-Policy": policy})
+
+    @app.get("/vendor/swagger/{name}", include_in_schema=False)
+    def swagger_file(name: str) -> FileResponse:
+        if name not in SWAGGER_FILES:
+            raise HTTPException(404, f"no file {name!r} here: only the docs page's own files are served")
+        return FileResponse(Path(swagger_ui_path) / name, media_type=SWAGGER_FILES[name], headers=IMMUTABLE)
 
 
 def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | None = None) -> FastAPI:
@@ -119,9 +119,7 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
     settings = get_settings()
     own_store = store is None
     store = store or open_store()
-    services = Services.build(
-        store, occlusion or OcclusionSettings(), settings.default_model, settings.max_upload_bytes
-    )
+    services = Services.build(store, occlusion or OcclusionSettings(), settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -134,7 +132,8 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
         title="xfv", description=DESCRIPTION, version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan
     )
     app.state.services = services
-    app.add_middleware(UploadLimit, photo_limit=settings.max_upload_bytes)
+    app.add_middleware(AnswerCache, store=store, max_bytes=settings.answer_cache_bytes)
+    app.add_middleware(Protection, photo_limit=settings.max_upload_bytes)  # outermost: every answer
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _install_docs(app)
     _install_error_handlers(app)

@@ -6,7 +6,7 @@ Every :class:`~xfv.errors.XfvError` is the user's problem (bad input, missing da
 
 from __future__ import annotations
 
-from xfv.errors import DatasetError, ImageError, MethodError, ModelError, NoFaceError, XfvError
+from xfv.errors import DatasetError, ImageError, ImageTooLargeError, MethodError, ModelError, NoFaceError, XfvError
 
 
 class NotFoundError(XfvError):
@@ -21,6 +21,14 @@ class UnsupportedImageError(ImageError):
     """An uploaded file that is not an image of an accepted format (415)."""
 
 
+class TooManyJobsError(XfvError):
+    """The server's job queue is full (429); ``retry_after`` says in how many seconds to ask again."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ConflictError(XfvError):
     """A request that the store's current state cannot satisfy, e.g. a model not loadable here (409)."""
 
@@ -30,9 +38,11 @@ _STATUS: tuple[tuple[type[XfvError], int], ...] = (
     (NotFoundError, 404),
     (MethodError, 404),
     (UploadTooLargeError, 413),
+    (ImageTooLargeError, 413),
     (UnsupportedImageError, 415),
     (NoFaceError, 422),
     (ImageError, 422),
+    (TooManyJobsError, 429),
     (ConflictError, 409),
     (DatasetError, 400),
     (ModelError, 400),

@@ -29,6 +29,8 @@ Name = Annotated[str, Field(max_length=200)]
 UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
 Fold = Annotated[int, Field(ge=0, le=99)]
 Text = Annotated[str, Field(max_length=100)]
+PageNumber = Annotated[int, Field(ge=1, le=1_000_000)]
+PageSize = Annotated[int, Field(ge=1, le=200)]
 Choice = Literal["same", "different"]
 
 
@@ -50,8 +52,8 @@ class ExplorerQuery(BaseModel):
     quality_max: Annotated[UnitFloat | None, Blank, Field(description="lower of the two image qualities <=")] = None
     sort: Annotated[SortColumn, Blank] = "position"
     order: Annotated[Literal["asc", "desc"], Blank] = "asc"
-    page: Annotated[int, Blank, Field(ge=1, le=1_000_000)] = 1
-    per_page: Annotated[int, Blank, Field(ge=1, le=200)] = 50
+    page: Annotated[PageNumber, Blank] = 1
+    per_page: Annotated[PageSize, Blank] = 50
 
     @model_validator(mode="after")
     def _ranges_in_order(self) -> ExplorerQuery:

@@ -1,134 +1,232 @@
 """Background jobs of the web server: X-Maps computed on request, polled by the pages.
 
 A :class:`JobManager` runs work functions on a small thread pool (one worker by default: the
-model already uses every core) and keeps each job's status and progress in memory for polling.
-A job is identified by a key (what it computes); asking again for a job whose key is queued or
-running returns that job instead of starting a second one. Results are not kept here: the work
-writes them to the store or to an upload, and the job names where to fetch them.
+model already uses every core) and keeps each job's status and progress in the store's
+``web_jobs`` table, so any server process (``xfv serve --workers N``) answers a poll. A job is
+identified by a key (what it computes): asking again for a job whose key is queued or running,
+in this process or another, returns that job instead of starting a second one. At most
+``max_active`` jobs are queued or running per store (one server); beyond that :meth:`submit`
+raises :class:`TooManyJobsError` (429 with Retry-After). Results are not kept here: the work writes
+them to the store, and the job names where to fetch them.
+
+A process heartbeats its jobs; a job whose process stopped (killed, restarted) goes silent and is
+marked failed after :data:`STALE_SECONDS`, freeing its key and its place in the queue.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
 from xfv.errors import XfvError
-from xfv.web.errors import NotFoundError
+from xfv.store import Store
+from xfv.store.models import WebJob, as_utc, utcnow
+from xfv.web.errors import NotFoundError, TooManyJobsError
 
 log = logging.getLogger(__name__)
 
 Status = Literal["queued", "running", "done", "failed"]
+#: Jobs queued or running at once per server (store); each costs about half a minute of every core.
+MAX_ACTIVE = 4
+#: Seconds between a process's heartbeats of its jobs, and of silence after which a job is lost.
+HEARTBEAT_SECONDS = 5.0
+STALE_SECONDS = 60.0
+#: Seconds between progress writes of a running job.
+PROGRESS_SECONDS = 0.5
+#: Seconds a job takes at most, roughly: the Retry-After of a full queue.
+RETRY_AFTER = 30
 
 
 @dataclass
 class Job:
-    """One background computation; ``done`` / ``total`` counts its forward passes."""
+    """A running job's handle in its process: counts its forward passes (``done`` of ``total``)."""
 
-    kind: str
-    key: str
+    id: str
     total: int
-    result_url: str
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    status: Status = "queued"
+    store: Store
     done: int = 0
-    error: str | None = None
-    created: float = field(default_factory=time.time)
-    finished: float | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _written: float = 0.0
 
     def advance(self, steps: int) -> None:
-        """Progress callback: ``steps`` more units done (capped at the total)."""
-        with self._lock:
-            self.done = min(self.done + int(steps), self.total)
+        """Progress callback: ``steps`` more units done (written to the store now and then)."""
+        self.done = min(self.done + int(steps), self.total)
+        now = time.monotonic()
+        if now - self._written >= PROGRESS_SECONDS or self.done == self.total:
+            self._written = now
+            with self.store.transaction() as session:
+                session.execute(update(WebJob).where(WebJob.id == self.id).values(done=self.done, updated_at=utcnow()))
 
-    @property
-    def active(self) -> bool:
-        return self.status in ("queued", "running")
 
-    def to_dict(self) -> dict[str, Any]:
-        """What a poll returns."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "status": self.status,
-            "done": self.done,
-            "total": self.total,
-            "progress": self.done / self.total if self.total else (1.0 if self.status == "done" else 0.0),
-            "error": self.error,
-            "result_url": self.result_url,
-            "seconds": (self.finished or time.time()) - self.created,
-        }
+def job_dict(row: WebJob) -> dict[str, Any]:
+    """What a poll returns."""
+    created, finished = as_utc(row.created_at), row.finished_at and as_utc(row.finished_at)
+    progress = row.done / row.total if row.total else (1.0 if row.status == "done" else 0.0)
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "status": row.status,
+        "done": row.done,
+        "total": row.total,
+        "progress": progress,
+        "error": row.error,
+        "result_url": row.result_url,
+        "seconds": ((finished or utcnow()) - created).total_seconds(),
+    }
 
 
 Work = Callable[[Job], None]
 
 
 class JobManager:
-    """Runs jobs on ``workers`` threads and remembers the last ``keep`` finished ones."""
+    """Runs jobs on ``workers`` threads of this process; their state lives in the store."""
 
-    def __init__(self, workers: int = 1, keep: int = 500) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xfv-job")
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._active: dict[str, Job] = {}
+    def __init__(self, store: Store, workers: int = 1, max_active: int = MAX_ACTIVE, keep: int = 500) -> None:
+        self.store = store
+        self.max_active = max_active
         self._keep = keep
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xfv-job")
+        self._worker = f"{socket.gethostname()}:{os.getpid()}"[:200]
+        self._mine: set[str] = set()
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(target=self._beat, name="xfv-job-heartbeat", daemon=True)
+        self._heartbeat.start()
 
-    def submit(self, kind: str, key: str, total: int, result_url: str, work: Work) -> Job:
+    def submit(self, kind: str, key: str, total: int, result_url: str, work: Work) -> dict[str, Any]:
         """Start ``work`` as a job, or return the queued or running job with the same ``key``."""
-        with self._lock:
-            running = self._active.get(key)
+        for _ in range(3):
+            try:
+                row = self._create(kind, key, total, result_url)
+            except IntegrityError:  # another process started the same key just now
+                continue
+            found, created = row
+            if created:
+                with self._lock:
+                    self._mine.add(found["id"])
+                self._executor.submit(self._run, Job(found["id"], total, self.store), work)
+            return found
+        raise XfvError(f"could not start or find the job {key!r}: retry")
+
+    def _create(self, kind: str, key: str, total: int, result_url: str) -> tuple[dict[str, Any], bool]:
+        """The new job (and True), or the active job with ``key`` already there (and False)."""
+        with self.store.transaction() as session:
+            _expire_stale(session)
+            running = session.scalar(select(WebJob).where(WebJob.active_key == key))
             if running is not None:
-                return running
-            job = Job(kind=kind, key=key, total=total, result_url=result_url)
-            self._jobs[job.id] = job
-            self._active[key] = job
-            self._forget_old()
-        self._executor.submit(self._run, job, work)
-        return job
+                return job_dict(running), False
+            active = session.scalar(select(func.count()).select_from(WebJob).where(WebJob.active_key.is_not(None)))
+            if (active or 0) >= self.max_active:
+                raise TooManyJobsError(
+                    f"the server is computing {active} X-Map jobs already: try again in {RETRY_AFTER} s", RETRY_AFTER
+                )
+            row = WebJob(
+                id=uuid.uuid4().hex,
+                kind=kind,
+                key=key,
+                active_key=key,
+                status="queued",
+                done=0,
+                total=total,
+                result_url=result_url,
+                worker=self._worker,
+            )
+            session.add(row)
+            session.flush()
+            self._forget_old(session)
+            return job_dict(row), True
 
-    def get(self, job_id: str) -> Job:
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
-            raise NotFoundError(f"no job {job_id!r} (jobs are kept in memory until the server restarts)")
-        return job
+    def get(self, job_id: str) -> dict[str, Any]:
+        """A job's state for polling (any process's job), or :class:`NotFoundError`."""
+        with self.store.sessions() as session:
+            row = session.get(WebJob, job_id[:32])
+            if row is None:
+                raise NotFoundError(f"no job {job_id!r} (finished jobs are kept for the newest {self._keep})")
+            return job_dict(row)
 
-    def active_job(self, key: str) -> Job | None:
+    def active_job(self, key: str) -> dict[str, Any] | None:
         """The queued or running job computing ``key``, if any."""
-        with self._lock:
-            return self._active.get(key)
+        with self.store.sessions() as session:
+            row = session.scalar(select(WebJob).where(WebJob.active_key == key))
+            return None if row is None else job_dict(row)
 
     def shutdown(self) -> None:
-        """Stop taking jobs; running ones finish, queued ones are dropped."""
+        """Stop taking jobs; running ones finish, queued ones are dropped (and fail as stale)."""
+        self._stop.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _run(self, job: Job, work: Work) -> None:
-        job.status = "running"
+        self._set(job.id, status="running")
         try:
             work(job)
         except XfvError as exc:
             self._finish(job, "failed", str(exc))
         except Exception as exc:  # a bug: keep the server up, log it, and tell the poller
-            log.exception("job %s (%s) failed", job.id, job.kind)
+            log.exception("job %s failed", job.id)
             self._finish(job, "failed", f"internal error: {type(exc).__name__}: {exc}")
         else:
-            job.done = job.total
             self._finish(job, "done", None)
 
     def _finish(self, job: Job, status: Status, error: str | None) -> None:
+        values: dict[str, Any] = {"status": status, "error": error, "active_key": None, "finished_at": utcnow()}
+        if status == "done":
+            values["done"] = job.total
+        self._set(job.id, **values)
         with self._lock:
-            job.status, job.error, job.finished = status, error, time.time()
-            self._active.pop(job.key, None)
+            self._mine.discard(job.id)
 
-    def _forget_old(self) -> None:
-        """Drop the oldest finished jobs beyond ``keep`` (running ones are never dropped)."""
-        finished = [job_id for job_id, job in self._jobs.items() if not job.active]
-        for job_id in finished[: max(0, len(self._jobs) - self._keep)]:
-            del self._jobs[job_id]
+    def _set(self, job_id: str, **values: Any) -> None:
+        with self.store.transaction() as session:
+            session.execute(update(WebJob).where(WebJob.id == job_id).values(updated_at=utcnow(), **values))
+
+    def _beat(self) -> None:
+        """Mark this process's jobs alive every few seconds (queued ones make no progress)."""
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            with self._lock:
+                mine = list(self._mine)
+            if not mine:
+                continue
+            try:
+                with self.store.transaction() as session:
+                    session.execute(update(WebJob).where(WebJob.id.in_(mine)).values(updated_at=utcnow()))
+            except Exception:  # the store may be closing; the next beat tries again
+                log.warning("job heartbeat failed", exc_info=True)
+
+    def _forget_old(self, session: Session) -> None:
+        """Drop the oldest finished jobs beyond ``keep`` (active ones are never dropped)."""
+        cutoff = session.scalar(
+            select(WebJob.created_at)
+            .where(WebJob.active_key.is_(None))
+            .order_by(WebJob.created_at.desc())
+            .offset(self._keep)
+            .limit(1)
+        )
+        if cutoff is not None:
+            session.execute(delete(WebJob).where(WebJob.active_key.is_(None), WebJob.created_at <= cutoff))
+
+
+def _expire_stale(session: Session) -> None:
+    """Fail the active jobs whose process went silent (it stopped): their key and place are free."""
+    silent_since: datetime = utcnow() - timedelta(seconds=STALE_SECONDS)
+    session.execute(
+        update(WebJob)
+        .where(WebJob.active_key.is_not(None), WebJob.updated_at < silent_since)
+        .values(
+            status="failed",
+            active_key=None,
+            error="the server process running this job stopped: start it again",
+            finished_at=utcnow(),
+        )
+    )

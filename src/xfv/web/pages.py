@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 
 from xfv.store.repository import default_model, pair_neighbours, query_pairs
 from xfv.web.filters import PAGE_SIZES, ExplorerQuery
+from xfv.web.ids import PairId, RowIndex
 from xfv.web.queries import dataset_names, model_names, overview, pair_detail, results_by_pair
 from xfv.web.reviews import pair_reviews, review_queue
 from xfv.web.services import ServicesDep, SessionDep
@@ -79,9 +80,9 @@ def viewer(
     request: Request,
     services: ServicesDep,
     session: SessionDep,
-    pair_id: int,
+    pair_id: PairId,
     q: Annotated[ExplorerQuery, Query()],
-    i: Annotated[int | None, Query(ge=0, description="row index in the explorer's order")] = None,
+    i: RowIndex = None,
 ) -> HTMLResponse:
     detail = pair_detail(session, pair_id)
     around = pair_neighbours(session, q.pair_query(), pair_id, i)

@@ -10,6 +10,7 @@ in a background job with the server's occlusion setting, then written to the sto
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from sqlalchemy.exc import IntegrityError
@@ -109,7 +110,7 @@ class PairMaps:
         missing = missing_xmap_methods(session, model, self.settings.cache_key(), [pair_id], METHODS)
         return missing.get(pair_id, ())
 
-    def start(self, session: Session, pair_id: int, model_name: str) -> Job | None:
+    def start(self, session: Session, pair_id: int, model_name: str) -> dict[str, Any] | None:
         """Start computing the pair's missing X-Maps of ``model_name``; None if none is missing."""
         get_pair(session, pair_id)
         model = find_model(session, model_name)

@@ -14,7 +14,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from xfv.store.models import Model, Pair, PairResult, Review
+from xfv.store.models import Model, Pair, PairResult, Review, as_utc
 from xfv.store.repository import PairPage, PairQuery, PairRow, default_model, find_model, query_pairs
 from xfv.web.errors import NotFoundError
 
@@ -53,7 +53,7 @@ def add_review(
 
 def _record(review: Review, model: str) -> ReviewRecord:
     return ReviewRecord(
-        review.id, review.pair_id, model, review.verdict, review.comment, review.reviewer, review.created_at
+        review.id, review.pair_id, model, review.verdict, review.comment, review.reviewer, as_utc(review.created_at)
     )
 
 

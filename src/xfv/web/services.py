@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from xfv.config import Settings
 from xfv.method.occlusion import OcclusionSettings
 from xfv.store import Store
 from xfv.web.jobs import JobManager
@@ -31,17 +32,17 @@ class Services:
     max_upload_bytes: int
 
     @classmethod
-    def build(cls, store: Store, occlusion: OcclusionSettings, default_model: str, max_upload_bytes: int) -> Services:
-        jobs = JobManager(workers=1)
+    def build(cls, store: Store, occlusion: OcclusionSettings, settings: Settings) -> Services:
+        jobs = JobManager(store, workers=1)
         return cls(
             store=store,
             jobs=jobs,
             pair_maps=PairMaps(store, jobs, occlusion),
-            uploads=Uploads(jobs, occlusion, max_upload_bytes),
+            uploads=Uploads(store, jobs, occlusion, settings.max_upload_bytes, settings.max_image_pixels),
             thumbnails=LRU(4096),
             occlusion=occlusion,
-            default_model=default_model,
-            max_upload_bytes=max_upload_bytes,
+            default_model=settings.default_model,
+            max_upload_bytes=settings.max_upload_bytes,
         )
 
 

@@ -2,37 +2,41 @@
 
 Checks happen before any work, each with a message the page shows: a file over
 ``get_settings().max_upload_bytes`` (413), a file that is not a JPEG, PNG, WebP, BMP, GIF or TIFF
-image (415), a corrupt image or a photo without a face (422). Photos larger than
-:data:`MAX_SIDE` pixels are scaled down first (a face detector gains nothing from 20 megapixels
-and would take seconds). Every photo reports all the faces found (numbered from the left), the
-one used and why, and warnings about it (small, cut off, turned); the request may choose another
-face per photo (``face1``, ``face2``: a number, ``largest``, ``central`` or ``auto``). Verification
-(distance, decision, C-Score) is immediate; X-Maps run as a background job. Uploads live in memory
-only, the newest :data:`KEEP` of them.
+image (415), an image of more than ``get_settings().max_image_pixels`` (413, read from its
+header before decoding), a corrupt or tiny image or a photo without a face (422). Large JPEGs
+are decoded at a reduced scale and every photo is scaled to at most :data:`MAX_SIDE` pixels
+before detection (a face detector gains nothing from 20 megapixels and would take seconds); at
+most :data:`AT_ONCE` uploads are decoded at a time. Every photo reports all the faces found
+(numbered from the left), the one used and why, and warnings about it (small, cut off, turned);
+the request may choose another face per photo (``face1``, ``face2``: a number, ``largest``,
+``central`` or ``auto``). Verification (distance, decision, C-Score) is immediate; X-Maps run as
+a background job. Uploads live in the store (``web_uploads``), the newest :data:`KEEP` of them.
 """
 
 from __future__ import annotations
 
 import io
-import time
+import threading
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from xfv.errors import ModelError, XfvError
-from xfv.faces import AlignedFace, FaceChoice, align_face, decode_image
+from xfv.errors import ImageError, ImageTooLargeError, ModelError, XfvError
+from xfv.faces import AlignedFace, Box, FaceChoice, FaceReport, align_face, decode_image
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import OcclusionSettings
 from xfv.method.xmaps import METHODS, check_methods
 from xfv.models import BUILTIN_MODELS, FaceModel, get_model
-from xfv.pipeline.explain import Explanation, explain_pair
+from xfv.pipeline.explain import explain_pair
 from xfv.pipeline.verify import confidence_of, model_calibrator, resolve_threshold, verify_faces
-from xfv.store.arrays import xmap_arrays
-from xfv.store.models import Dataset, FoldResult, Model
+from xfv.store import Store
+from xfv.store.arrays import pack_maps, unpack_maps, xmap_arrays
+from xfv.store.models import Dataset, FoldResult, Model, WebUpload
 from xfv.web.errors import NotFoundError, UnsupportedImageError, UploadTooLargeError
 from xfv.web.jobs import Job, JobManager
 from xfv.web.lru import LRU
@@ -50,8 +54,12 @@ ACCEPTED_FORMATS = {
 }
 #: Longer side, in pixels, photos are scaled down to before detection.
 MAX_SIDE = 1280
-#: Uploads kept in memory.
+#: Shorter side, in pixels, below which a photo cannot hold a detectable face.
+MIN_SIDE = 32
+#: Uploads kept in the store.
 KEEP = 32
+#: Uploads decoded and detected at once (each holds a decoded photo: bounds the server's memory).
+AT_ONCE = 2
 
 
 def human_size(size: float) -> str:
@@ -68,6 +76,8 @@ def check_upload(name: str, data: bytes, limit: int) -> None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             kind = image.format or ""
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(f"{name} claims far too many pixels to be a photo (a decompression bomb?)") from None
     except (UnidentifiedImageError, OSError, ValueError):
         kind = ""
     if kind not in ACCEPTED_FORMATS:
@@ -97,8 +107,8 @@ class Upload:
     same: bool
     cscore: float | None
     calibrator: Calibrator | None = field(default=None, repr=False)
-    explanation: Explanation | None = None
-    created: float = field(default_factory=time.time)
+    #: Per method, the maps by name (``image{1,2}_p{size}``, ``image{1,2}_merged``) once computed.
+    maps: dict[int, dict[str, np.ndarray]] | None = None
 
     def summary(self) -> dict[str, object]:
         """JSON-ready facts for the page and the API."""
@@ -111,7 +121,7 @@ class Upload:
             "decision": "same person" if self.same else "different people",
             "same": self.same,
             "cscore": self.cscore,
-            "xmaps_ready": self.explanation is not None,
+            "xmaps_ready": self.maps is not None,
             "photos": [
                 {
                     "name": photo.name,
@@ -156,14 +166,66 @@ def decision_rule(session: Session, model: FaceModel) -> tuple[float, str, Calib
     return float(calibrator.threshold_), f"threshold and C-Score of {model.spec.name} fitted on {dataset}", calibrator
 
 
-class Uploads:
-    """Checks, verifies and explains uploaded pairs; keeps the newest in memory."""
+def _pack_photos(photos: tuple[Photo, Photo]) -> bytes:
+    """Both photos (as PNG) and their aligned faces, boxes and landmarks as one .npz blob."""
+    arrays: dict[str, np.ndarray] = {}
+    for index, photo in enumerate(photos, start=1):
+        aligned = photo.aligned
+        arrays[f"photo{index}"] = np.frombuffer(png(photo.image), dtype=np.uint8)
+        arrays[f"face{index}"] = aligned.face
+        arrays[f"landmarks{index}"] = np.asarray(aligned.landmarks, dtype=np.float64)
+        arrays[f"box{index}"] = np.array(aligned.box.to_list() if aligned.box else [], dtype=np.int64)
+        arrays[f"detected{index}"] = np.array(aligned.detected)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub
+    return buffer.getvalue()
 
-    def __init__(self, jobs: JobManager, settings: OcclusionSettings, limit: int) -> None:
+
+def _unpack_photos(blob: bytes, names: list[str], reports: list[dict[str, Any] | None]) -> tuple[Photo, Photo]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as stored:
+        photos = [
+            Photo(
+                name,
+                decode_image(stored[f"photo{index}"].tobytes(), name),
+                AlignedFace(
+                    face=stored[f"face{index}"],
+                    box=Box(*stored[f"box{index}"].tolist()) if stored[f"box{index}"].size else None,
+                    landmarks=stored[f"landmarks{index}"],
+                    detected=bool(stored[f"detected{index}"]),
+                    report=FaceReport.from_dict(report) if report else None,
+                ),
+            )
+            for index, (name, report) in enumerate(zip(names, reports), start=1)
+        ]
+    return photos[0], photos[1]
+
+
+def _pack_xmaps(maps: dict[int, dict[str, np.ndarray]]) -> bytes:
+    return pack_maps({f"method{m}:{name}": values for m, named in maps.items() for name, values in named.items()})
+
+
+def _unpack_xmaps(blob: bytes) -> dict[int, dict[str, np.ndarray]]:
+    maps: dict[int, dict[str, np.ndarray]] = {}
+    for key, values in unpack_maps(blob).items():
+        method, name = key.split(":", 1)
+        maps.setdefault(int(method.removeprefix("method")), {})[name] = values
+    return maps
+
+
+class Uploads:
+    """Checks, verifies and explains uploaded pairs; keeps the newest :data:`KEEP` in the store
+    (``web_uploads``), so every server process serves every upload."""
+
+    def __init__(
+        self, store: Store, jobs: JobManager, settings: OcclusionSettings, limit: int, max_pixels: int
+    ) -> None:
+        self.store = store
         self.jobs = jobs
         self.settings = settings
         self.limit = limit
-        self._uploads: LRU[str, Upload] = LRU(KEEP)
+        self.max_pixels = max_pixels
+        self._decoding = threading.BoundedSemaphore(AT_ONCE)
+        self._loaded: LRU[str, Upload] = LRU(8)
 
     @staticmethod
     def allowed_models(session: Session) -> list[str]:
@@ -188,7 +250,8 @@ class Uploads:
         for name, data in files:
             check_upload(name, data, self.limit)
         model = self._model(session, model_name)
-        photos = [self._photo(name, data, model, face) for (name, data), face in zip(files, faces)]
+        with self._decoding:
+            photos = [self._photo(name, data, model, self.max_pixels, face) for (name, data), face in zip(files, faces)]
         threshold, source, calibrator = decision_rule(session, model)
         distance, same = verify_faces(photos[0].aligned.face, photos[1].aligned.face, model, threshold)
         cscore = confidence_of(calibrator, distance, threshold)
@@ -203,23 +266,81 @@ class Uploads:
             cscore,
             calibrator,
         )
-        return self._uploads.put(upload.id, upload)
+        self._save(upload)
+        return upload
+
+    def _save(self, upload: Upload) -> None:
+        """Write a new upload to the store and drop the oldest beyond :data:`KEEP`."""
+        facts = {
+            "names": [photo.name for photo in upload.photos],
+            "reports": [photo.aligned.report.to_dict() if photo.aligned.report else None for photo in upload.photos],
+            "distance": upload.distance,
+            "threshold": upload.threshold,
+            "threshold_source": upload.threshold_source,
+            "same": upload.same,
+            "cscore": upload.cscore,
+            "calibrator": upload.calibrator.to_dict() if upload.calibrator is not None else None,
+        }
+        with self.store.transaction() as session:
+            session.add(WebUpload(id=upload.id, model=upload.model, facts=facts, photos=_pack_photos(upload.photos)))
+            session.flush()
+            oldest = session.scalar(
+                select(WebUpload.created_at).order_by(WebUpload.created_at.desc()).offset(KEEP).limit(1)
+            )
+            if oldest is not None:
+                session.execute(delete(WebUpload).where(WebUpload.created_at <= oldest))
 
     @staticmethod
-    def _photo(name: str, data: bytes, model: FaceModel, face: FaceChoice) -> Photo:
-        image = thumbnail(decode_image(data, name), MAX_SIDE)
+    def _photo(name: str, data: bytes, model: FaceModel, max_pixels: int, face: FaceChoice) -> Photo:
+        """Decode (large JPEGs at a reduced scale), scale down, find and align the face."""
+        image = thumbnail(decode_image(data, name, max_pixels=max_pixels, min_side=MAX_SIDE), MAX_SIDE)
+        if min(image.shape[:2]) < MIN_SIDE:
+            height, width = image.shape[:2]
+            raise ImageError(
+                f"{name} is {width}x{height} pixels (scaled): too small to hold a face "
+                f"(both sides must be at least {MIN_SIDE} pixels)"
+            )
         aligned = align_face(image, model.spec.alignment, model.spec.input_size, "detect", source=name, face=face)
         return Photo(name, image, aligned)
 
     def get(self, upload_id: str) -> Upload:
-        upload = self._uploads.get(upload_id)
-        if upload is None:
-            raise NotFoundError(f"no upload {upload_id!r}: uploads are kept in memory for the newest {KEEP} pairs")
+        """An upload from the store (its photos cached in this process; its maps read when stored)."""
+        with self.store.sessions() as session:
+            row = session.execute(
+                select(WebUpload.model, WebUpload.facts, WebUpload.maps.is_not(None)).where(
+                    WebUpload.id == upload_id[:32]
+                )
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no upload {upload_id!r}: the store keeps the newest {KEEP} uploaded pairs")
+            model, facts, has_maps = row
+            upload = self._loaded.get(upload_id)
+            if upload is None:
+                blob = session.scalar(select(WebUpload.photos).where(WebUpload.id == upload_id))
+                upload = self._loaded.put(upload_id, self._upload(upload_id, model, facts, blob or b""))
+            if has_maps and upload.maps is None:
+                blob = session.scalar(select(WebUpload.maps).where(WebUpload.id == upload_id))
+                upload.maps = _unpack_xmaps(blob or b"")
         return upload
 
-    def start_xmaps(self, upload: Upload) -> Job | None:
+    @staticmethod
+    def _upload(upload_id: str, model: str, facts: dict[str, Any], photos: bytes) -> Upload:
+        calibration = facts.get("calibrator")
+        return Upload(
+            upload_id,
+            model,
+            _unpack_photos(photos, facts["names"], facts.get("reports", [None, None])),
+            facts["distance"],
+            facts["threshold"],
+            facts["threshold_source"],
+            facts["same"],
+            facts["cscore"],
+            Calibrator.from_dict(calibration) if calibration is not None else None,
+        )
+
+    def start_xmaps(self, upload: Upload) -> dict[str, Any] | None:
         """Start the X-Maps job of an upload (None when they are ready)."""
-        if upload.explanation is not None:
+        if upload.maps is not None:
             return None
         total = 2 * (self.settings.count + 1)
         return self.jobs.submit(
@@ -233,9 +354,13 @@ class Uploads:
     def _explain(self, job: Job, upload: Upload) -> None:
         model = get_model(upload.model)
         faces = [photo.aligned.face for photo in upload.photos]
-        upload.explanation = explain_pair(
+        explanation = explain_pair(
             faces[0], faces[1], model, METHODS, self.settings, upload.threshold, upload.calibrator, progress=job.advance
         )
+        maps = {method: xmap_arrays(xmaps) for method, xmaps in explanation.maps.items()}
+        with self.store.transaction() as session:
+            session.execute(update(WebUpload).where(WebUpload.id == upload.id).values(maps=_pack_xmaps(maps)))
+        upload.maps = maps
 
     @staticmethod
     def photo_png(upload: Upload, index: int) -> bytes:
@@ -249,9 +374,9 @@ class Uploads:
     @staticmethod
     def map_png(upload: Upload, method: int, image: int, patch: str, display: Display) -> bytes:
         """One X-Map picture of an upload as PNG."""
-        if upload.explanation is None:
+        if upload.maps is None:
             raise NotFoundError(f"the X-Maps of upload {upload.id} are not computed yet")
         check_methods([method])
-        arrays = xmap_arrays(upload.explanation.maps[method])
+        arrays = upload.maps[method]
         face = upload.photos[image - 1].aligned.face
         return png(render_map(face, select_map(arrays, image, patch), display))

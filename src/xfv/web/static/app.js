@@ -252,4 +252,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const output = document.getElementById(input.dataset.output);
     input.addEventListener("input", () => { output.textContent = Number(input.value).toFixed(2); });
   });
+  document.querySelectorAll("a[data-back]").forEach((link) => {
+    link.addEventListener("click", (event) => { event.preventDefault(); history.back(); });
+  });
 });

@@ -3,8 +3,8 @@
 Distances, C-Scores and stored X-Maps are made up (deterministic, seed 0) so the tests need no
 model run to fill the store; the on-demand X-Map and upload tests run the real ``dlib`` model
 with a tiny occlusion setting (:data:`TINY`: one 28-pixel patch, stride 40, 9 occlusions per face).
-No test module here: this file only holds fixtures and helpers shared by ``test_web_api.py`` and
-``test_browser.py``: ``web_store`` (SQLite) and ``backend_store`` (SQLite, then PostgreSQL).
+Loaded by ``tests/conftest.py`` as a plugin: ``web_store`` (SQLite), ``backend_store`` (SQLite,
+then PostgreSQL), ``client`` and ``any_client`` (the app on them).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from tests.conftest import LFW_ROOT
@@ -27,6 +28,7 @@ from xfv.store import Store, open_store
 from xfv.store.arrays import pack_maps
 from xfv.store.models import Dataset, FoldResult, Identity, Image, Model, Pair, PairResult
 from xfv.store.repository import XMapRecord, add_xmaps, occlusion_setting
+from xfv.web import create_app
 
 #: The X-Map setting the test servers compute with: 2 x (9 + 1) forward passes per pair.
 TINY = OcclusionSettings(patch_sizes=(28,), stride=40)
@@ -212,3 +214,17 @@ def backend_store(request: pytest.FixtureRequest, lfw_root: Path) -> Iterator[We
     yield built
     built.store.close()
     server.drop_database(database)
+
+
+@pytest.fixture(scope="module")
+def client(web_store: WebStore) -> Iterator[TestClient]:
+    """The app on the SQLite fixture store."""
+    with TestClient(create_app(web_store.store, occlusion=TINY)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def any_client(backend_store: WebStore) -> Iterator[TestClient]:
+    """The app on the fixture store of each backend (SQLite, PostgreSQL)."""
+    with TestClient(create_app(backend_store.store, occlusion=TINY)) as test_client:
+        yield test_client

@@ -1,0 +1,159 @@
+"""Answers of the read-only pages and API calls, reused while the store is unchanged.
+
+The explorer, ``/api/pairs``, the viewer and its neighbours, the landing page and ``/api/stats``
+depend only on their URL and on the store's content, and the store changes rarely (ingest, compute, a review, a finished X-Map). So
+each such request first reads the store's change token, a few bytes that change with every
+committed write by any process; an answer rendered for the same URL under the same token is sent
+again instead of querying and rendering anew. Every answer carries an ETag of (token, URL), so a
+browser revalidating (``Cache-Control: no-cache``) gets 304 Not Modified while nothing changed.
+
+The token: on SQLite (WAL mode), the write-ahead log's index header (its frame count, running
+checksum and salts change with every commit) and the database header's change counter; on
+PostgreSQL, ``pg_current_wal_lsn()`` (it advances with every write). Any other store, or an
+unreadable token, is never cached. Cached bodies are kept zlib-compressed, at most
+``get_settings().answer_cache_bytes`` per server process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from xfv.store import Store
+
+#: Browsers may keep an answer but must ask (cheaply, with its ETag) before reusing it.
+REVALIDATE = "no-cache"
+
+
+@dataclass(frozen=True)
+class _Answer:
+    token: bytes
+    body: bytes  # zlib-compressed
+    media_type: bytes
+
+
+class ChangeToken:
+    """Reads a store's change token (see the module docstring); None where there is none."""
+
+    def __init__(self, store: Store) -> None:
+        url = store.engine.url
+        database = url.database if url.get_backend_name() == "sqlite" else None
+        self._sqlite = Path(database) if database and database != ":memory:" else None
+        self._postgres = url.get_backend_name() == "postgresql"
+        self._engine = store.engine
+
+    async def read(self) -> bytes | None:
+        if self._sqlite is not None:
+            return self._sqlite_token(self._sqlite)  # two small reads: no need for a thread
+        if self._postgres:
+            return await anyio.to_thread.run_sync(self._postgres_token)
+        return None
+
+    def _postgres_token(self) -> bytes | None:
+        try:
+            with self._engine.connect() as connection:
+                return str(connection.scalar(text("SELECT pg_current_wal_lsn()"))).encode()
+        except SQLAlchemyError:
+            return None
+
+    @staticmethod
+    def _sqlite_token(path: Path) -> bytes | None:
+        try:
+            with open(path, "rb") as database:
+                database.seek(24)
+                counter = database.read(4)  # the file change counter (rollback-journal mode)
+            shm = path.with_name(path.name + "-shm")
+            if not shm.exists():
+                return counter
+            with open(shm, "rb") as index:
+                return counter + index.read(48)  # the WAL index header
+        except OSError:
+            return None
+
+
+#: GET paths whose answers depend only on their URL and the store: the explorer, the viewer, the
+#: landing page, and the API calls behind them.
+CACHEABLE = re.compile(r"^/(|explorer|pairs/[0-9]+|api/stats|api/pairs|api/pairs/[0-9]+|api/pairs/[0-9]+/neighbours)$")
+
+
+class AnswerCache:
+    """ASGI middleware: answers of :data:`CACHEABLE` GET requests by URL, valid while the store's
+    change token stays the same (at most ``max_bytes`` of them, compressed, in this process)."""
+
+    def __init__(self, app: ASGIApp, store: Store, max_bytes: int) -> None:
+        self.app = app
+        self._token = ChangeToken(store)
+        self._max_bytes = max_bytes
+        self._answers: OrderedDict[str, _Answer] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or self._max_bytes <= 0:
+            await self.app(scope, receive, send)
+            return
+        if not CACHEABLE.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        token = await self._token.read()  # before rendering: a write meanwhile makes the answer stale
+        if token is None:
+            await self.app(scope, receive, send)
+            return
+        key = f"{scope['path']}?{scope['query_string'].decode('latin-1')}"
+        etag = '"' + hashlib.blake2b(token + key.encode(), digest_size=12).hexdigest() + '"'
+        headers = [(b"etag", etag.encode()), (b"cache-control", REVALIDATE.encode())]
+        if Headers(scope=scope).get("if-none-match") == etag:
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        with self._lock:
+            found = self._answers.get(key)
+            if found is not None:
+                self._answers.move_to_end(key)
+        if found is not None and found.token == token:
+            body = zlib.decompress(found.body)
+            length = [(b"content-type", found.media_type), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": length + headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, self._recording(send, key, token, headers))
+
+    def _recording(self, send: Send, key: str, token: bytes, headers: list[tuple[bytes, bytes]]) -> Send:
+        """``send`` that tags a 200 answer with its ETag and keeps its body once complete."""
+        status, media_type, chunks = 0, b"", []
+
+        async def recording(message: Message) -> None:
+            nonlocal status, media_type
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if status == 200:
+                    media_type = dict(message.get("headers", [])).get(b"content-type", b"")
+                    message = {**message, "headers": [*message.get("headers", []), *headers]}
+            elif message["type"] == "http.response.body" and status == 200:
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    self._keep(key, _Answer(token, zlib.compress(b"".join(chunks), 1), media_type))
+            await send(message)
+
+        return recording
+
+    def _keep(self, key: str, answer: _Answer) -> None:
+        with self._lock:
+            old = self._answers.pop(key, None)
+            self._size -= len(old.body) if old else 0
+            self._answers[key] = answer
+            self._size += len(answer.body)
+            while self._size > self._max_bytes and self._answers:
+                _, dropped = self._answers.popitem(last=False)
+                self._size -= len(dropped.body)

@@ -1,0 +1,450 @@
+"""The web platform under attack: every defect found by trying it as an attacker, with its fix.
+
+Huge ids, tiny and bomb images, oversized and chunked bodies, a full job queue, foreign origins,
+missing security headers, wildcard identity searches, slow headers and schema drift. The id and
+job tests run on SQLite and PostgreSQL (``any_client``); the rest on SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from PIL import Image as PILImage
+from sqlalchemy import text
+
+from tests.conftest import lfw_image
+from tests.web_fixtures import TINY, WebStore
+from xfv.errors import ImageTooLargeError
+from xfv.faces import decode_image
+from xfv.web import create_app
+from xfv.web.errors import TooManyJobsError
+from xfv.web.jobs import JobManager
+from xfv.web.protocol import HeaderTimeoutProtocol
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+TOO_BIG = 2**63  # one above the largest id a store holds
+
+
+def png_bytes(width: int, height: int, mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    PILImage.new(mode, (width, height), 128).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb's first bytes)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + pixels + chunk(b"IEND", b"")
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A small real JPEG whose frame header is edited to claim ``width`` x ``height``."""
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (64, 64), (90, 120, 150)).save(buffer, "JPEG")
+    data = bytearray(buffer.getvalue())
+    frame = data.index(b"\xff\xc0")
+    data[frame + 5 : frame + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def read_response(connection: socket.socket) -> bytes:
+    """One whole HTTP response (headers and Content-Length bytes of body) from a socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(4096)
+    head, body = data.split(b"\r\n\r\n", 1)
+    fields = dict(line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    length = int(fields[b"content-length"])
+    while len(body) < length:
+        body += connection.recv(4096)
+    return head
+
+
+def photo_file(name: str, number: int) -> tuple[str, bytes, str]:
+    return (f"{name}_{number}.jpg", lfw_image(name, number).read_bytes(), "image/jpeg")
+
+
+def verify(client: TestClient, first: tuple[str, bytes], second: tuple[str, bytes] | None = None) -> Any:
+    files = {"image1": (*first, "image/png"), "image2": (*(second or first), "image/png")}
+    return client.post("/api/verify", files=files)
+
+
+# --- 1. ids, tiny images, bombs --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/pairs/{TOO_BIG}",
+        f"/api/pairs/{TOO_BIG}/neighbours",
+        f"/api/pairs/{TOO_BIG}/reviews",
+        f"/api/pairs/{TOO_BIG}/aligned/1.png?model=dlib",
+        f"/api/pairs/{TOO_BIG}/xmaps/dlib/1/1.png",
+        "/api/pairs/{p}/xmaps/dlib/" + str(TOO_BIG) + "/raw",
+        "/api/pairs/{p}/neighbours?index=" + str(TOO_BIG),
+        f"/api/images/{TOO_BIG}",
+        f"/api/images/{2**70}",
+        f"/pairs/{TOO_BIG}",
+        "/pairs/{p}?i=" + str(TOO_BIG),
+    ],
+)
+def test_ids_beyond_64_bits_are_refused_at_the_boundary(
+    any_client: TestClient,  # noqa: F811
+    backend_store: WebStore,  # noqa: F811
+    path: str,
+) -> None:
+    response = any_client.get(path.format(p=backend_store.with_maps[0]))
+    assert response.status_code == 422, response.text
+
+
+def test_ids_beyond_64_bits_in_writes(any_client: TestClient) -> None:
+    review = {"pair_id": TOO_BIG, "model": "dlib", "verdict": "agree"}
+    assert any_client.post("/api/reviews", json=review).status_code == 422
+    assert any_client.post(f"/api/pairs/{TOO_BIG}/xmaps/dlib").status_code == 422
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3000, 2), (1, 20000)])
+def test_tiny_photos_get_a_clear_422(client: TestClient, size: tuple[int, int]) -> None:
+    response = verify(client, ("sliver.png", png_bytes(*size, mode="L")))
+    assert response.status_code == 422, response.text
+    assert "too small to hold a face" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("bomb.png", png_header(20000, 20000)), ("bomb.jpg", jpeg_claiming(65500, 65500))],
+)
+def test_decompression_bombs_are_refused_from_their_header(client: TestClient, name: str, data: bytes) -> None:
+    response = verify(client, (name, data))
+    assert response.status_code == 413, response.text
+    assert name in response.json()["detail"]
+
+
+def test_decoded_size_is_limited_by_setting(web_store: WebStore, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.setenv("XFV_MAX_IMAGE_PIXELS", "1000000")
+    with TestClient(create_app(web_store.store, occlusion=TINY)) as small:
+        response = verify(small, ("wide.png", png_bytes(2000, 1000)))
+    assert response.status_code == 413
+    assert "2000x1000 pixels" in response.json()["detail"] and "1 megapixels" in response.json()["detail"]
+
+
+def test_large_jpegs_are_decoded_at_a_reduced_scale() -> None:
+    buffer = io.BytesIO()
+    PILImage.new("L", (6000, 6000), 100).save(buffer, "JPEG", quality=30)
+    data = buffer.getvalue()
+    with pytest.raises(ImageTooLargeError, match="6000x6000"):
+        decode_image(data, "big.jpg", max_pixels=16_000_000)
+    assert decode_image(data, "big.jpg", max_pixels=16_000_000, min_side=1280).shape == (1500, 1500, 3)
+
+
+# --- 2. bodies -------------------------------------------------------------------------------------
+
+
+def test_a_chunked_body_is_cut_off_at_the_limit(web_store: WebStore, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """No Content-Length: the body is counted as it arrives and the request refused once over the
+    limit, without reading the rest."""
+    monkeypatch.setenv("XFV_MAX_UPLOAD_BYTES", "20000")
+    app = create_app(web_store.store, occlusion=TINY)
+    chunk, chunks, read = b"x" * 100_000, 100, 0  # 10 MB on offer; the limit is 2 x 20 kB + 1 MB
+    sent: list[dict[str, Any]] = []
+
+    start = b'--zzz\r\nContent-Disposition: form-data; name="image1"; filename="a.png"\r\n\r\n'
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        read += 1
+        return {"type": "http.request", "body": (start if read == 1 else b"") + chunk, "more_body": read < chunks}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/verify",
+        "raw_path": b"/api/verify",
+        "query_string": b"",
+        "headers": [(b"host", b"xfv"), (b"content-type", b"multipart/form-data; boundary=zzz")],
+        "scheme": "http",
+        "server": ("xfv", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+        "http_version": "1.1",
+    }
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 413
+    assert read <= 12, f"read {read} chunks of 100 kB after the 1.04 MB limit"
+    assert b"far over the limit" in sent[1]["body"]
+
+
+def test_json_bodies_are_capped(client: TestClient) -> None:
+    review = {"pair_id": 1, "model": "dlib", "verdict": "agree", "comment": "x" * 100_000}
+    response = client.post("/api/reviews", content=json.dumps(review), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "over 66 kB" in response.json()["detail"]
+
+
+# --- 3. the job queue ------------------------------------------------------------------------------
+
+
+def test_job_queue_is_bounded_and_one_job_per_key_across_processes(backend_store: WebStore) -> None:  # noqa: F811
+    """Two managers on one store stand for two server processes: the same key is one job wherever it
+    is asked for, either answers its progress, and the store-wide queue is bounded."""
+    first, second = JobManager(backend_store.store, max_active=2), JobManager(backend_store.store, max_active=2)
+    release = threading.Event()
+
+    def work(job: Any) -> None:
+        job.advance(3)
+        release.wait(30)
+
+    try:
+        started = first.submit("test", "key-a", 10, "/api/x", work)
+        assert second.submit("test", "key-a", 10, "/api/x", work)["id"] == started["id"]
+        deadline = time.monotonic() + 10
+        while second.get(started["id"])["done"] < 3:
+            assert time.monotonic() < deadline, "progress never reached the store"
+            time.sleep(0.05)
+        second.submit("test", "key-b", 10, "/api/x", work)
+        with pytest.raises(TooManyJobsError) as full:
+            first.submit("test", "key-c", 10, "/api/x", work)
+        assert full.value.retry_after > 0
+        release.set()
+        while first.get(started["id"])["status"] != "done":
+            assert time.monotonic() < deadline + 10, "the job never finished"
+            time.sleep(0.05)
+        assert first.submit("test", "key-c", 10, "/api/x", work)["status"] in ("queued", "running", "done")
+    finally:
+        release.set()
+        first.shutdown()
+        second.shutdown()
+
+
+def test_full_queue_answers_429_with_retry_after(client: TestClient, web_store: WebStore) -> None:  # noqa: F811
+    jobs = client.app.state.services.jobs  # type: ignore[attr-defined]
+    jobs.max_active, before = 0, jobs.max_active
+    try:
+        response = client.post(f"/api/pairs/{web_store.without_maps}/xmaps/other-net")
+    finally:
+        jobs.max_active = before
+    assert response.status_code == 429
+    assert int(response.headers["retry-after"]) > 0 and "try again" in response.json()["detail"]
+
+
+# --- 4. cross-site requests ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Referer": "http://evil.example/page"},
+        {"Origin": "http://testserver.evil.example"},
+    ],
+)
+def test_writes_from_other_sites_are_refused(client: TestClient, headers: dict[str, str]) -> None:
+    review = {"pair_id": 1, "model": "dlib", "verdict": "agree"}
+    assert client.post("/api/reviews", json=review, headers=headers).status_code == 403
+    files = {"image1": ("a.png", b"x", "image/png"), "image2": ("b.png", b"x", "image/png")}
+    refused = client.post("/api/verify", files=files, headers=headers)
+    assert refused.status_code == 403 and "another site" in refused.json()["detail"]
+
+
+def test_writes_from_the_own_pages_pass(client: TestClient, web_store: WebStore) -> None:  # noqa: F811
+    review = {"pair_id": web_store.pair_ids[0], "model": "dlib", "verdict": "agree"}
+    for headers in ({"Origin": "http://testserver"}, {"Referer": "http://testserver/review"}, {}):
+        assert client.post("/api/reviews", json=review, headers=headers).status_code == 201
+    assert client.get("/explorer", headers={"Origin": "http://evil.example"}).status_code == 200
+
+
+# --- 5. headers and exposure -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/explorer", "/api/stats", "/docs", "/nowhere"])
+def test_security_headers_on_every_answer(client: TestClient, path: str) -> None:
+    headers = client.get(path).headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert "unsafe-inline" not in headers["content-security-policy"].split("script-src")[1].split(";")[0]
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "same-origin"
+
+
+def test_only_the_swagger_files_the_docs_need_are_served(client: TestClient) -> None:
+    page = client.get("/docs").text
+    for asset in ("/vendor/swagger/swagger-ui-bundle.js", "/vendor/swagger/swagger-ui.css"):
+        assert asset in page and client.get(asset).status_code == 200
+    for other in ("index.html", "swagger-ui.js.map", "swagger-ui-bundle.js.map", "petstore.json", "oauth2-redirect.html"):
+        assert client.get(f"/vendor/swagger/{other}").status_code == 404
+
+
+def test_redirects_never_reflect_the_host_header(client: TestClient) -> None:
+    response = client.get("/api/pairs/?page=2", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert response.status_code in (301, 307, 308)
+    assert response.headers["location"] == "/api/pairs?page=2"
+
+
+def test_identity_search_treats_like_wildcards_literally(any_client: TestClient) -> None:
+    everything = any_client.get("/api/pairs", params={"per_page": 200}).json()["total"]
+    assert everything > 0
+    for pattern in ("%", "Z_kayev", "%akayev", "Zak%"):  # wildcards would match Akhmed_Zakayev
+        assert any_client.get("/api/pairs", params={"identity": pattern}).json()["total"] == 0, pattern
+    for literal in ("zakayev", "d_Z"):
+        assert any_client.get("/api/pairs", params={"identity": literal}).json()["total"] > 0, literal
+
+
+def test_connections_that_never_finish_their_headers_are_closed(
+    web_store: WebStore,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(HeaderTimeoutProtocol, "header_timeout", 0.5)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(web_store.store, occlusion=TINY),
+        host="127.0.0.1",
+        port=port,
+        http=HeaderTimeoutProtocol,
+        log_level="warning",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+            slow.sendall(b"GET /api/stats HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            time.sleep(1.0)
+            assert slow.recv(100) == b"", "the half-sent request is still open"
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as quick:
+            for _ in range(2):  # kept alive past the header timeout: it only counts once a request begins
+                quick.sendall(b"GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                assert read_response(quick).startswith(b"HTTP/1.1 200")
+                time.sleep(1.0)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+# --- 6. the schema describes the server ------------------------------------------------------------
+
+
+def test_openapi_publishes_limits_and_errors(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    text = json.dumps(schema)
+    assert '"ge":' not in text and '"le":' not in text, "limits must be JSON Schema minimum/maximum"
+    per_page = next(p for p in schema["paths"]["/api/pairs"]["get"]["parameters"] if p["name"] == "per_page")
+    assert (per_page["schema"]["minimum"], per_page["schema"]["maximum"]) == (1, 200)
+    pair_id = schema["paths"]["/api/pairs/{pair_id}"]["get"]["parameters"][0]["schema"]
+    assert pair_id["maximum"] == 2**63 - 1
+    assert {"400", "403", "413", "415", "429"} <= set(schema["paths"]["/api/explain"]["post"]["responses"])
+    compute = schema["paths"]["/api/pairs/{pair_id}/xmaps/{model}"]["post"]["responses"]
+    assert {"404", "429"} <= set(compute) and "Retry-After" in compute["429"]["headers"]
+    assert "404" in schema["paths"]["/api/images/{image_id}"]["get"]["responses"]
+
+
+def test_created_at_has_a_timezone_on_every_read(any_client: TestClient, backend_store: WebStore) -> None:  # noqa: F811
+    pair_id = backend_store.pair_ids[0]
+    posted = any_client.post("/api/reviews", json={"pair_id": pair_id, "model": "dlib", "verdict": "agree"}).json()
+    listed = any_client.get(f"/api/pairs/{pair_id}/reviews").json()[0]
+    detail = any_client.get(f"/api/pairs/{pair_id}").json()["reviews"][0]
+    assert posted["created_at"] == listed["created_at"] == detail["created_at"]
+    assert posted["created_at"].endswith(("Z", "+00:00"))
+
+
+def test_405_names_the_allowed_methods(client: TestClient) -> None:
+    for path, allowed in [("/api/stats", "GET"), ("/api/verify", "POST")]:
+        response = client.request("PUT", path)
+        assert response.status_code == 405
+        assert allowed in response.headers["allow"]
+
+
+# --- capacity: answers reused while the store is unchanged, several server processes ------------
+
+
+def test_unchanged_store_answers_are_reused_and_revalidated(
+    any_client: TestClient,  # noqa: F811
+    backend_store: WebStore,  # noqa: F811
+) -> None:
+    url = "/api/pairs?sort=cscore&per_page=5"
+    first = any_client.get(url)
+    again = any_client.get(url)
+    assert first.headers["etag"] == again.headers["etag"] and first.content == again.content
+    assert again.headers["cache-control"] == "no-cache"
+    assert any_client.get(url, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+    # A write by another connection (as `xfv compute` in another process would make) is seen at once.
+    pair_id = first.json()["rows"][0]["pair_id"]
+    with backend_store.store.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE pair_results SET cscore = 0.5001 WHERE pair_id = :pair"), {"pair": pair_id}
+        )
+    changed = any_client.get(url)
+    assert changed.headers["etag"] != first.headers["etag"]
+    assert any_client.get(url, headers={"If-None-Match": first.headers["etag"]}).status_code == 200
+    assert 0.5001 in [row["cscore"] for row in changed.json()["rows"]]
+    viewer = f"/pairs/{pair_id}"
+    before = any_client.get(viewer).text
+    review = {"pair_id": pair_id, "model": "dlib", "verdict": "disagree", "comment": "fresh!"}
+    assert any_client.post("/api/reviews", json=review).status_code == 201
+    assert "fresh!" not in before and "fresh!" in any_client.get(viewer).text
+
+
+def test_several_server_processes_share_jobs_and_uploads(web_store: WebStore, tmp_path: Path) -> None:  # noqa: F811
+    """``xfv serve --workers 2``: an upload and a job made through one process are answered by
+    whichever process takes the next connection."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "XFV_DATABASE_URL": web_store.url, "XFV_HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "xfv.cli", "serve", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/api/stats", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, server.stderr.read().decode() if server.stderr else "server exited"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        files = {"image1": photo_file("Aaron_Eckhart", 1), "image2": photo_file("Abel_Pacheco", 1)}
+        upload = httpx.post(f"{base}/api/verify", files=files, timeout=60)
+        assert upload.status_code == 200, upload.text
+        job = httpx.post(f"{base}/api/pairs/{web_store.without_maps}/xmaps/other-net", timeout=30)
+        assert job.status_code == 202, job.text
+        for _ in range(12):  # a new connection each time: either process may take it
+            with httpx.Client(base_url=base, timeout=30) as fresh:
+                assert fresh.get(f"/api/uploads/{upload.json()['id']}").status_code == 200
+                assert fresh.get(f"/api/jobs/{job.json()['job']['id']}").status_code == 200
+    finally:
+        server.terminate()
+        server.wait(20)
