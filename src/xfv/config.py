@@ -21,6 +21,8 @@ class Settings:
     max_upload_bytes: int
     threads: int
     align_workers: int
+    #: Occlusion embeddings by incremental inference where the model supports it (XFV_INCREMENTAL=0: full passes).
+    incremental_occlusion: bool = True
 
     @property
     def embedding_cache_path(self) -> Path:
@@ -44,6 +46,7 @@ def get_settings() -> Settings:
         max_upload_bytes=int(os.environ.get("XFV_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)),
         threads=int(os.environ.get("XFV_THREADS", os.cpu_count() or 1)),
         align_workers=int(os.environ.get("XFV_ALIGN_WORKERS", os.cpu_count() or 1)),
+        incremental_occlusion=os.environ.get("XFV_INCREMENTAL", "1") not in ("0", "false", "no", "off"),
     )
 
 

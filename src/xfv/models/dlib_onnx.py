@@ -37,7 +37,8 @@ from xfv.models.dlib_dat import (
     describe,
     read_dlib_net,
 )
-from xfv.models.onnx_model import OnnxModel, OnnxModelSpec
+from xfv.models.incremental import IncrementalRunner
+from xfv.models.onnx_model import OnnxModel, OnnxModelSpec, session_from_bytes
 from xfv.models.weights import file_sha256, resnet_descriptor_path
 
 #: Bump when the converter's output changes, so cached conversions are rebuilt.
@@ -221,7 +222,11 @@ def converted_model_path(dat_path: Path | None = None) -> Path:
 
 
 class DlibOnnxModel(FaceModel):
-    """dlib's face descriptor on ONNX Runtime: same embeddings as ``dlib-native``, much faster."""
+    """dlib's face descriptor on ONNX Runtime: same embeddings as ``dlib-native``, much faster.
+
+    Occluded copies of a face are embedded by incremental inference
+    (:class:`~xfv.models.incremental.IncrementalRunner`) unless ``XFV_INCREMENTAL=0``.
+    """
 
     batch_size = 32
 
@@ -239,6 +244,21 @@ class DlibOnnxModel(FaceModel):
             alignment="dlib",
         )
         self._onnx = OnnxModel(onnx_spec, spec=spec)
+        self._path = path
+        self._runner: IncrementalRunner | None = None
 
     def embed_batch(self, faces: np.ndarray) -> np.ndarray:
         return self._onnx.embed_batch(faces)
+
+    def incremental_runner(self) -> IncrementalRunner:
+        """The incremental-inference runner over this model's graph (built on first use)."""
+        if self._runner is None:
+            self._runner = IncrementalRunner(
+                onnx.load(self._path), self.spec.input_size, self._onnx.preprocess, session_from_bytes
+            )
+        return self._runner
+
+    def embed_changed_batch(self, face: np.ndarray, faces: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        if not get_settings().incremental_occlusion:
+            return self.embed_batch(faces)
+        return self.incremental_runner().embed(face, faces, boxes)
