@@ -32,7 +32,7 @@ SPATIAL_OPS = ("Conv", "MaxPool", "AveragePool")
 UNARY_OPS = ("Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Identity")
 CONSTANT_OPS = ("Add", "Sub", "Mul", "Div", "PRelu", "BatchNormalization")
 #: Regions covering more than this share of a unit's output switch to full passes from there.
-DEFAULT_SWITCH_FRACTION = 0.5
+DEFAULT_SWITCH_FRACTION = 0.85
 
 #: Per sample (n, 2) first row/column and (2,) rows/columns of one tensor's changed region.
 Region = tuple[np.ndarray, tuple[int, int]]
