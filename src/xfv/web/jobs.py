@@ -29,7 +29,8 @@ Status = Literal["queued", "running", "done", "failed"]
 
 @dataclass
 class Job:
-    """One background computation; ``done`` / ``total`` counts its forward passes."""
+    """One background computation; ``done`` / ``total`` counts its forward passes, ``info`` holds
+    what the work reports on the way (e.g. the patch sizes of progressive X-Maps done so far)."""
 
     kind: str
     key: str
@@ -41,6 +42,7 @@ class Job:
     error: str | None = None
     created: float = field(default_factory=time.time)
     finished: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def advance(self, steps: int) -> None:
@@ -64,6 +66,7 @@ class Job:
             "error": self.error,
             "result_url": self.result_url,
             "seconds": (self.finished or time.time()) - self.created,
+            "info": dict(self.info),
         }
 
 

@@ -4,7 +4,10 @@ Maps are read from ``xmap_results`` (float16, all patch sizes and merged, both i
 over the aligned faces, which are redrawn from the dataset's images (aligning takes milliseconds;
 faces and unpacked maps are kept in small in-memory caches). A map that is not stored is computed
 in a background job with the server's occlusion setting, then written to the store like
-``xfv compute --xmaps`` does, so the next viewer (or a restarted server) finds it.
+``xfv compute --xmaps`` does, so the next viewer (or a restarted server) finds it. The job works
+progressively, largest patches first: until the final maps are stored, the maps of the levels done
+so far are served from memory (a map asked for without a setting), and the job's ``info`` says
+which patch sizes they hold.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from xfv.faces import align_face, load_image
 from xfv.method.occlusion import OcclusionSettings
 from xfv.method.xmaps import METHODS
 from xfv.models import get_model
-from xfv.pipeline.explain import explain_pair
+from xfv.pipeline.explain import explain_pair_progressively
 from xfv.store import Store
 from xfv.store.arrays import pack_maps, unpack_maps, xmap_arrays
 from xfv.store.models import Model, OcclusionSetting, XMapResult
@@ -46,6 +49,8 @@ class PairMaps:
         self.jobs = jobs
         self.settings = settings
         self._maps: LRU[tuple[int, str, int, str], dict[str, np.ndarray]] = LRU(128)
+        #: (pair, model) -> method -> maps of the coarse levels a running job has done so far.
+        self._progressive: dict[tuple[int, str], dict[int, dict[str, np.ndarray]]] = {}
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -92,10 +97,21 @@ class PairMaps:
         if method not in METHODS:
             raise NotFoundError(f"no X-Map method {method}: use one of {', '.join(map(str, METHODS))}")
         pair = get_pair(session, pair_id)
-        key = self.setting_for(session, pair_id, model, setting)
-        similarity = select_map(self.maps(session, pair_id, model, method, key), image, patch)
+        similarity = select_map(self._shown_maps(session, pair_id, model, method, setting), image, patch)
         face = self.aligned_face(session, pair.image1_id if image == 1 else pair.image2_id, model)
         return png(render_map(face, similarity, display))
+
+    def _shown_maps(
+        self, session: Session, pair_id: int, model: str, method: int, setting: str | None
+    ) -> dict[str, np.ndarray]:
+        """The stored maps; while a job computes the server's setting, the coarse maps it has so far."""
+        partial = self._progressive.get((pair_id, model))
+        if partial is not None and method in partial and setting in (None, self.settings.cache_key()):
+            stored = [m.setting for m in stored_maps(session, pair_id) if m.model == model]
+            if self.settings.cache_key() not in stored:
+                return partial[method]
+        key = self.setting_for(session, pair_id, model, setting)
+        return self.maps(session, pair_id, model, method, key)
 
     # --- computing -----------------------------------------------------------------------------
 
@@ -124,7 +140,8 @@ class PairMaps:
         return self.jobs.submit("pair-xmaps", key, total, url, lambda job: self._compute(job, pair_id, model.name))
 
     def _compute(self, job: Job, pair_id: int, model_name: str) -> None:
-        """The job: align both faces, explain the pair with every method, store the maps."""
+        """The job: align both faces, explain the pair with every method level by level (showing
+        each coarse level's maps at once), store the final maps."""
         face_model = get_model(model_name)
         with self.store.transaction() as session:
             row = register_model(session, face_model.spec)
@@ -132,12 +149,23 @@ class PairMaps:
             files = [image_file(session, image_id) for image_id in (pair.image1_id, pair.image2_id)]
         spec = face_model.spec
         faces = [_aligned(str(f.path), f.input_mode, spec.alignment, spec.input_size) for f in files]
-        explanation = explain_pair(faces[0], faces[1], face_model, METHODS, self.settings, progress=job.advance)
-        records = [
-            XMapRecord(pair_id, method, explanation.distance, explanation.forward_passes, pack_maps(xmap_arrays(maps)))
-            for method, maps in explanation.maps.items()
-        ]
-        self._store(row, records)
+        levels = sorted(self.settings.patch_sizes, reverse=True)
+        key = (pair_id, model_name)
+        try:
+            for explanation in explain_pair_progressively(
+                faces[0], faces[1], face_model, METHODS, self.settings, progress=job.advance
+            ):
+                done = sorted(explanation.settings.patch_sizes, reverse=True)
+                if len(done) < len(levels):
+                    self._progressive[key] = {m: xmap_arrays(maps) for m, maps in explanation.maps.items()}
+                job.info = {"patch_sizes": levels, "patch_sizes_done": done}
+            records = [
+                XMapRecord(pair_id, method, explanation.distance, explanation.forward_passes, pack_maps(xmap_arrays(maps)))
+                for method, maps in explanation.maps.items()
+            ]
+            self._store(row, records)
+        finally:
+            self._progressive.pop(key, None)
 
     def _store(self, model: Model, records: list[XMapRecord]) -> None:
         """Insert the maps not stored meanwhile (by ``xfv compute`` or another server)."""
