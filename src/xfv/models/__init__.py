@@ -1,12 +1,14 @@
 """Embedding backends behind one interface, and the registry that names them.
 
-``get_model(name)`` accepts a built-in name (``dlib``, ``dlib-native``), the name of a JSON
+``get_model(name)`` accepts a built-in name (``dlib``, ``dlib-native``; ``dlib-int8``, the
+int8-quantised ``dlib``, as an explicit reduced-precision option), the name of a JSON
 model spec in ``$XFV_HOME/models/``, or a path to a ``.json`` model spec or an ``.onnx`` file.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -19,6 +21,8 @@ from xfv.models.onnx_model import OnnxModel, OnnxModelSpec
 
 DEFAULT_MODEL = "dlib"
 BUILTIN_MODELS = ("dlib", "dlib-native")
+#: dlib at reduced precision: asked for by name, not listed among the models to choose from.
+REDUCED_PRECISION_MODELS = ("dlib-int8",)
 
 
 def shipped_calibration(name: str) -> dict[str, Any] | None:
@@ -69,6 +73,14 @@ def get_model(name: str = DEFAULT_MODEL) -> FaceModel:
         from xfv.models.dlib_onnx import DlibOnnxModel
 
         return DlibOnnxModel(_dlib_spec(name, "dlib's ResNet face descriptor converted to ONNX, on ONNX Runtime"))
+    if name == "dlib-int8":
+        from xfv.models.dlib_onnx import DlibOnnxModel
+
+        spec = _dlib_spec(name, "dlib's ResNet on ONNX Runtime with int8 weights and activations (reduced precision)")
+        spec = replace(
+            spec, weights_hash=f"{spec.weights_hash}-int8", threshold_source=f"float32 dlib's: {spec.threshold_source}"
+        )
+        return DlibOnnxModel(spec, precision="int8")
     user_specs = _user_spec_paths()
     if name in user_specs:
         return OnnxModel(OnnxModelSpec.from_json(user_specs[name]))
@@ -77,7 +89,7 @@ def get_model(name: str = DEFAULT_MODEL) -> FaceModel:
         return OnnxModel(OnnxModelSpec.from_json(path))
     if path.suffix == ".onnx":
         return OnnxModel(OnnxModelSpec(path=path.resolve()))
-    known = ", ".join([*BUILTIN_MODELS, *user_specs])
+    known = ", ".join([*BUILTIN_MODELS, *REDUCED_PRECISION_MODELS, *user_specs])
     raise ModelError(f"unknown model {name!r}: use one of {known}, or a path to a .json model spec or .onnx file")
 
 
