@@ -23,6 +23,8 @@ class Settings:
     answer_cache_bytes: int
     threads: int
     align_workers: int
+    #: Occlusion embeddings by incremental inference where the model supports it (XFV_INCREMENTAL=0: full passes).
+    incremental_occlusion: bool = True
 
     @property
     def embedding_cache_path(self) -> Path:
@@ -48,6 +50,7 @@ def get_settings() -> Settings:
         answer_cache_bytes=int(float(os.environ.get("XFV_ANSWER_CACHE_MB", 64)) * 1_000_000),
         threads=int(os.environ.get("XFV_THREADS", os.cpu_count() or 1)),
         align_workers=int(os.environ.get("XFV_ALIGN_WORKERS", os.cpu_count() or 1)),
+        incremental_occlusion=os.environ.get("XFV_INCREMENTAL", "1") not in ("0", "false", "no", "off"),
     )
 
 

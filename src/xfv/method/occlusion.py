@@ -132,6 +132,11 @@ class PatchGrid:
         y1, x1 = min(y + height, self.input_size), min(x + width, self.input_size)
         return slice(y0, y1), slice(x0, x1), slice(y0 - y, y1 - y), slice(x0 - x, x1 - x)
 
+    def box(self, index: int) -> tuple[int, int, int, int]:
+        """Rows and columns (y0, y1, x0, x1, ends exclusive) of the image occlusion ``index`` can change."""
+        rows, cols, _, _ = self._window(index)
+        return rows.start, rows.stop, cols.start, cols.stop
+
     def mask(self, index: int) -> np.ndarray:
         """The (s, s) float32 mask M_i of occlusion ``index`` (1 = occluded)."""
         out = np.zeros((self.input_size, self.input_size), dtype=np.float32)
@@ -245,6 +250,10 @@ class OcclusionPlan:
         """All N occluded copies of ``face``, ``batch_size`` at a time, in global order."""
         for start in range(0, len(self), batch_size):
             yield self.occluded(face, start, min(start + batch_size, len(self)))
+
+    def boxes(self, start: int, stop: int) -> np.ndarray:
+        """(n, 4) int64 rows y0, y1, x0, x1 of the pixels occlusions ``start``..``stop - 1`` can change."""
+        return np.array([grid.box(local) for grid, local in map(self._locate, range(start, stop))], dtype=np.int64)
 
     def masks(self, start: int, stop: int) -> np.ndarray:
         """Masks M_i (n, s, s) float32 for global indices ``start``..``stop - 1`` (for inspection and tests)."""

@@ -1,6 +1,7 @@
 """Embedding backends behind one interface, and the registry that names them.
 
-``get_model(name)`` accepts a built-in name (``dlib``, ``dlib-native``), the name of a JSON
+``get_model(name)`` accepts a built-in name (``dlib``, ``dlib-native``; ``dlib-int8``, the
+int8-quantised ``dlib``, as an explicit reduced-precision option), the name of a JSON
 model spec in ``$XFV_HOME/models/``, or a path to a ``.json`` model spec or an ``.onnx`` file.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -60,6 +61,18 @@ def _dlib_onnx(spec: ModelSpec) -> FaceModel:
     return DlibOnnxModel(spec)
 
 
+def _dlib_int8(spec: ModelSpec) -> FaceModel:
+    from xfv.models.dlib_onnx import DlibOnnxModel
+
+    return DlibOnnxModel(spec, precision="int8")
+
+
+def _dlib_int8_spec(name: str, description: str) -> ModelSpec:
+    """dlib's spec, with its own cache key; threshold and calibration are float32 dlib's."""
+    spec = _dlib_spec(name, description)
+    return replace(spec, weights_hash=f"{spec.weights_hash}-int8", threshold_source=f"float32 dlib's: {spec.threshold_source}")
+
+
 def _dlib_native(spec: ModelSpec) -> FaceModel:
     from xfv.models.dlib_native import DlibNativeModel
 
@@ -74,6 +87,9 @@ class BuiltinModel:
     description: str
     backend: Callable[[ModelSpec], FaceModel]
     spec: Callable[[str, str], ModelSpec] = _dlib_spec
+    #: Listed among the models to choose from (``xfv models``, the upload page); False for options
+    #: asked for by name only, such as reduced precision.
+    listed: bool = True
 
     def load(self) -> FaceModel:
         return self.backend(self.spec(self.name, self.description))
@@ -85,9 +101,17 @@ BUILTIN: dict[str, BuiltinModel] = {
     for model in (
         BuiltinModel("dlib", "dlib's ResNet face descriptor converted to ONNX, on ONNX Runtime", _dlib_onnx),
         BuiltinModel("dlib-native", "dlib's ResNet face descriptor run by dlib itself (reference)", _dlib_native),
+        BuiltinModel(
+            "dlib-int8",
+            "dlib's ResNet on ONNX Runtime with int8 weights and activations (reduced precision)",
+            _dlib_int8,
+            _dlib_int8_spec,
+            listed=False,
+        ),
     )
 }
-BUILTIN_MODELS = tuple(BUILTIN)
+#: The built-in models offered for choice.
+BUILTIN_MODELS = tuple(name for name, model in BUILTIN.items() if model.listed)
 
 
 def _user_spec_paths() -> dict[str, Path]:
@@ -108,7 +132,7 @@ def get_model(name: str = DEFAULT_MODEL) -> FaceModel:
         return OnnxModel(OnnxModelSpec.from_json(path))
     if path.suffix == ".onnx":
         return OnnxModel(OnnxModelSpec(path=path.resolve()))
-    known = ", ".join([*BUILTIN_MODELS, *user_specs])
+    known = ", ".join([*BUILTIN, *user_specs])
     raise ModelError(f"unknown model {name!r}: use one of {known}, or a path to a .json model spec or .onnx file")
 
 

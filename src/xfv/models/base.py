@@ -61,8 +61,28 @@ class FaceModel(ABC):
     def embed_batch(self, faces: np.ndarray) -> np.ndarray:
         """Embed ``faces`` (n, s, s, 3) uint8 RGB, s = ``spec.input_size``; returns (n, d) float32."""
 
+    def embed_changed_batch(self, face: np.ndarray, faces: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Embed ``faces``, copies of ``face`` that differ from it only inside ``boxes`` ((n, 4) rows
+        y0, y1, x0, x1, ends exclusive). Backends that can reuse the unchanged parts (incremental
+        inference) override this; by default every face is embedded in full."""
+        return self.embed_batch(faces)
+
     def embed(self, faces: np.ndarray, progress: ProgressCallback | None = None) -> np.ndarray:
         """Embed any number of faces in batches of :attr:`batch_size`, reporting progress."""
+        return self._batched(self._check_faces(faces), lambda batch, rows: self.embed_batch(batch), progress)
+
+    def embed_changed(
+        self, face: np.ndarray, faces: np.ndarray, boxes: np.ndarray, progress: ProgressCallback | None = None
+    ) -> np.ndarray:
+        """:meth:`embed_changed_batch` for any number of changed copies of ``face``, in batches."""
+        boxes = np.asarray(boxes, dtype=np.int64)
+        if boxes.shape != (len(faces), 4):
+            raise ValueError(f"expected one box (y0, y1, x0, x1) per face, got shape {boxes.shape}")
+        face = self._check_faces(np.asarray(face)[None])[0]
+        faces = self._check_faces(faces)
+        return self._batched(faces, lambda batch, rows: self.embed_changed_batch(face, batch, boxes[rows]), progress)
+
+    def _check_faces(self, faces: np.ndarray) -> np.ndarray:
         faces = np.asarray(faces)
         size = self.spec.input_size
         if faces.ndim != 4 or faces.shape[1:] != (size, size, 3) or faces.dtype != np.uint8:
@@ -70,10 +90,16 @@ class FaceModel(ABC):
                 f"{self.spec.name} takes uint8 faces of shape (n, {size}, {size}, 3), "
                 f"got {faces.dtype} {faces.shape}"
             )
+        return faces
+
+    def _batched(
+        self, faces: np.ndarray, embed: Callable[[np.ndarray, slice], np.ndarray], progress: ProgressCallback | None
+    ) -> np.ndarray:
+        """``embed(batch, rows)`` over batches of :attr:`batch_size` rows, into one array."""
         out = np.empty((len(faces), self.spec.embedding_size), dtype=np.float32)
         for start in range(0, len(faces), self.batch_size):
-            batch = faces[start : start + self.batch_size]
-            out[start : start + len(batch)] = self.embed_batch(batch)
+            rows = slice(start, min(start + self.batch_size, len(faces)))
+            out[rows] = embed(faces[rows], rows)
             if progress is not None:
-                progress(len(batch))
+                progress(rows.stop - rows.start)
         return out

@@ -8,8 +8,8 @@ occlusion settings, so every method and every pair that shares a face reuses the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -67,18 +67,42 @@ class OcclusionEngine:
 
     def embeddings(self, face: np.ndarray) -> OcclusionEmbeddings:
         """The face's unoccluded and N occluded embeddings, from the cache or N + 1 forward passes."""
-        key = self.cache_key(face)
-        stored = self.cache.get(key)
+        stored = self.cached(face)
         if stored is None:
-            stored = self._compute(face)
-            self.cache.put(key, stored)
-        return OcclusionEmbeddings(original=stored[0], occluded=stored[1:])
+            rows = self.new_rows(face)
+            for patch_size in self.level_order:
+                self.compute_level(face, patch_size, rows)
+            stored = self.store(face, rows)
+        return stored
 
-    def _compute(self, face: np.ndarray) -> np.ndarray:
-        """Rows: the unoccluded face, then the occlusions in plan order."""
-        rows = [self._embed(face[None])]
-        rows.extend(self._embed(batch) for batch in self.plan.batches(face, OCCLUSION_CHUNK))
-        return np.concatenate(rows)
+    def cached(self, face: np.ndarray) -> OcclusionEmbeddings | None:
+        stored = self.cache.get(self.cache_key(face))
+        return None if stored is None else OcclusionEmbeddings(original=stored[0], occluded=stored[1:])
+
+    @property
+    def level_order(self) -> tuple[int, ...]:
+        """Patch sizes from the largest (fewest occlusions, the coarse map) to the smallest."""
+        return tuple(sorted(self.settings.patch_sizes, reverse=True))
+
+    def new_rows(self, face: np.ndarray) -> np.ndarray:
+        """An (N + 1, d) array for one face's embeddings, the unoccluded one computed (row 0)."""
+        rows = np.full((len(self.plan) + 1, self.model.spec.embedding_size), np.nan, dtype=np.float32)
+        rows[0] = self._embed(face[None])[0]
+        return rows
+
+    def compute_level(self, face: np.ndarray, patch_size: int, rows: np.ndarray) -> None:
+        """Fill the rows of one patch size's occlusions (plan order, offset by the unoccluded row)."""
+        segment = self.plan.segments[patch_size]
+        for start in range(segment.start, segment.stop, OCCLUSION_CHUNK):
+            stop = min(start + OCCLUSION_CHUNK, segment.stop)
+            occluded = self.plan.occluded(face, start, stop)
+            rows[start + 1 : stop + 1] = self.model.embed_changed(face, occluded, self.plan.boxes(start, stop), self.progress)
+            self.forward_passes += stop - start
+
+    def store(self, face: np.ndarray, rows: np.ndarray) -> OcclusionEmbeddings:
+        """Cache a face's complete rows (see :meth:`new_rows`) and return them as embeddings."""
+        self.cache.put(self.cache_key(face), rows)
+        return OcclusionEmbeddings(original=rows[0], occluded=rows[1:])
 
     def _embed(self, faces: np.ndarray) -> np.ndarray:
         embeddings = self.model.embed(faces, self.progress)
@@ -226,28 +250,133 @@ def explain_pair(
     ``forward_passes`` in the result counts only this call's passes (0 when both faces were cached).
     """
     methods = check_methods(methods)
+    engine = _engine_for(model, engine, settings, cache, progress)
+    passes_before = engine.forward_passes
+    emb1, emb2 = engine.embeddings(face1), engine.embeddings(face2)
+    options = _MapOptions(model, methods, threshold, calibrator, coverage_normalised, smoothing, colourmap)
+    return _explanation(face1, face2, emb1, emb2, engine.plan, options, engine.forward_passes - passes_before)
+
+
+def explain_pair_progressively(
+    face1: np.ndarray,
+    face2: np.ndarray,
+    model: FaceModel,
+    methods: Sequence[int] = METHODS,
+    settings: OcclusionSettings | None = None,
+    threshold: float | None = None,
+    calibrator: Calibrator | None = None,
+    *,
+    coverage_normalised: bool = False,
+    smoothing: bool = True,
+    colourmap: str = DEFAULT_COLOURMAP,
+    engine: OcclusionEngine | None = None,
+    cache: ArrayCache | None = None,
+    progress: ProgressCallback | None = None,
+) -> Iterator[Explanation]:
+    """:func:`explain_pair` one patch-size level at a time, largest patches first.
+
+    Yields an explanation after each level from the patch sizes done so far (the first after 289
+    occlusions per face at 28 px with the defaults); the last one is :func:`explain_pair`'s result
+    (the same embeddings, computed in the same batches). Faces already cached give only that one.
+    Options as for :func:`explain_pair`.
+    """
+    methods = check_methods(methods)
+    engine = _engine_for(model, engine, settings, cache, progress)
+    passes_before = engine.forward_passes
+    options = _MapOptions(model, methods, threshold, calibrator, coverage_normalised, smoothing, colourmap)
+    cached = engine.cached(face1), engine.cached(face2)
+    if cached[0] is None or cached[1] is None:
+        rows = [engine.new_rows(face) if stored is None else None for face, stored in zip((face1, face2), cached)]
+        done: list[int] = []
+        for patch_size in engine.level_order[:-1]:
+            for face, face_rows in zip((face1, face2), rows):
+                if face_rows is not None:
+                    engine.compute_level(face, patch_size, face_rows)
+            done.append(patch_size)
+            plan, partial = _partial_embeddings(engine, done, rows, cached)
+            yield _explanation(face1, face2, *partial, plan, options, engine.forward_passes - passes_before)
+        for face, face_rows in zip((face1, face2), rows):
+            if face_rows is not None:
+                engine.compute_level(face, engine.level_order[-1], face_rows)
+                engine.store(face, face_rows)
+    emb1, emb2 = engine.embeddings(face1), engine.embeddings(face2)
+    yield _explanation(face1, face2, emb1, emb2, engine.plan, options, engine.forward_passes - passes_before)
+
+
+def _partial_embeddings(
+    engine: OcclusionEngine,
+    done: list[int],
+    rows: list[np.ndarray | None],
+    cached: tuple[OcclusionEmbeddings | None, ...],
+) -> tuple[OcclusionPlan, tuple[OcclusionEmbeddings, OcclusionEmbeddings]]:
+    """The plan of the patch sizes done so far, and both faces' embeddings of just those occlusions."""
+    sizes = tuple(p for p in engine.settings.patch_sizes if p in done)
+    plan = OcclusionPlan(replace(engine.settings, patch_sizes=sizes), engine.plan.input_size)
+    picked = np.concatenate([np.arange(s.start, s.stop) for p, s in engine.plan.segments.items() if p in done])
+    embeddings = []
+    for face_rows, stored in zip(rows, cached):
+        if face_rows is not None:
+            embeddings.append(OcclusionEmbeddings(original=face_rows[0], occluded=face_rows[1:][picked]))
+        else:
+            assert stored is not None
+            embeddings.append(OcclusionEmbeddings(original=stored.original, occluded=stored.occluded[picked]))
+    return plan, (embeddings[0], embeddings[1])
+
+
+def _engine_for(
+    model: FaceModel,
+    engine: OcclusionEngine | None,
+    settings: OcclusionSettings | None,
+    cache: ArrayCache | None,
+    progress: ProgressCallback | None,
+) -> OcclusionEngine:
     engine = engine or OcclusionEngine(model, settings, cache, progress)
     if engine.model is not model:
         raise XfvError("the occlusion engine was built for another model")
-    passes_before = engine.forward_passes
-    emb1, emb2 = engine.embeddings(face1), engine.embeddings(face2)
+    return engine
+
+
+@dataclass(frozen=True)
+class _MapOptions:
+    """Everything an explanation takes besides the embeddings: model, methods, decision rule, maps."""
+
+    model: FaceModel
+    methods: tuple[int, ...]
+    threshold: float | None
+    calibrator: Calibrator | None
+    coverage_normalised: bool
+    smoothing: bool
+    colourmap: str
+
+
+def _explanation(
+    face1: np.ndarray,
+    face2: np.ndarray,
+    emb1: OcclusionEmbeddings,
+    emb2: OcclusionEmbeddings,
+    plan: OcclusionPlan,
+    options: _MapOptions,
+    forward_passes: int,
+) -> Explanation:
+    """Maps and decision of one pair from both faces' occlusion embeddings under ``plan``."""
+    o = options
     distance = float(cosine_distance(emb1.original, emb2.original))
-    calibrator = calibrator if calibrator is not None else model_calibrator(model)
-    threshold, same, confidence = _decision(distance, threshold, calibrator, model)
-    maps = {m: compute_xmaps(m, emb1, emb2, engine.plan, coverage_normalised, smoothing) for m in methods}
+    calibrator = o.calibrator if o.calibrator is not None else model_calibrator(o.model)
+    threshold, same, confidence = _decision(distance, o.threshold, calibrator, o.model)
+    maps = {m: compute_xmaps(m, emb1, emb2, plan, o.coverage_normalised, o.smoothing) for m in o.methods}
     return Explanation(
         aligned1=np.asarray(face1),
         aligned2=np.asarray(face2),
-        model_name=model.spec.name,
-        settings=engine.settings,
+        model_name=o.model.spec.name,
+        settings=plan.settings,
         distance=distance,
         threshold=threshold,
         same=same,
         confidence=confidence,
         maps=maps,
-        forward_passes=engine.forward_passes - passes_before,
-        coverage_normalised=coverage_normalised,
-        colourmap=colourmap,
+        forward_passes=forward_passes,
+        coverage_normalised=o.coverage_normalised,
+        colourmap=o.colourmap,
     )
 
 
@@ -260,4 +389,13 @@ def explain_photos(
     return explain_pair(align_path(path1, model.spec, mode), align_path(path2, model.spec, mode), model, **options)
 
 
-__all__ = ["OCCLUSION_CHUNK", "STYLES", "Explanation", "Style", "OcclusionEngine", "explain_pair", "explain_photos"]
+__all__ = [
+    "OCCLUSION_CHUNK",
+    "STYLES",
+    "Explanation",
+    "OcclusionEngine",
+    "Style",
+    "explain_pair",
+    "explain_pair_progressively",
+    "explain_photos",
+]

@@ -264,7 +264,8 @@ class WebJob(Base):
     """A background job of the web server (X-Maps of a pair or an upload), kept in the store so
     every server process answers its progress. ``active_key`` is the job's key while it is queued
     or running and NULL afterwards: its unique index makes the same work one job at a time across
-    processes. ``updated_at`` is a heartbeat; a job silent for long lost its process."""
+    processes. ``updated_at`` is a heartbeat; a job silent for long lost its process. ``partial``
+    is dropped when the job ends."""
 
     __tablename__ = "web_jobs"
 
@@ -278,6 +279,9 @@ class WebJob(Base):
     error: Mapped[str | None] = mapped_column(Text)
     result_url: Mapped[str] = mapped_column(String(300))
     worker: Mapped[str] = mapped_column(String(200))
+    #: What the work reports on the way (e.g. patch sizes done) and its partial result (coarse maps).
+    info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    partial: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -101,6 +101,10 @@ class JobOut(BaseModel):
     error: str | None
     result_url: str
     seconds: float
+    info: dict[str, Any] = Field(
+        default_factory=dict,
+        description="progress details: for pair X-Maps, patch_sizes and patch_sizes_done (coarse maps to show at once)",
+    )
 
 
 class ComputeOut(BaseModel):

@@ -52,7 +52,8 @@ RETRY_AFTER = 30
 
 @dataclass
 class Job:
-    """A running job's handle in its process: counts its forward passes (``done`` of ``total``)."""
+    """A running job's handle in its process: counts its forward passes (``done`` of ``total``) and
+    reports what it has done so far (:meth:`report`)."""
 
     id: str
     total: int
@@ -69,6 +70,13 @@ class Job:
             with self.store.transaction() as session:
                 session.execute(update(WebJob).where(WebJob.id == self.id).values(done=self.done, updated_at=utcnow()))
 
+    def report(self, info: dict[str, Any], partial: bytes | None = None) -> None:
+        """Publish progress details (``info``) and a partial result to every server process."""
+        with self.store.transaction() as session:
+            session.execute(
+                update(WebJob).where(WebJob.id == self.id).values(info=info, partial=partial, updated_at=utcnow())
+            )
+
 
 def job_dict(row: WebJob) -> dict[str, Any]:
     """What a poll returns."""
@@ -84,6 +92,7 @@ def job_dict(row: WebJob) -> dict[str, Any]:
         "error": row.error,
         "result_url": row.result_url,
         "seconds": ((finished or utcnow()) - created).total_seconds(),
+        "info": dict(row.info or {}),
     }
 
 
@@ -156,6 +165,11 @@ class JobManager:
                 raise NotFoundError(f"no job {job_id!r} (finished jobs are kept for the newest {self._keep})")
             return job_dict(row)
 
+    def partial(self, key: str) -> bytes | None:
+        """The partial result the queued or running job computing ``key`` has reported, if any."""
+        with self.store.sessions() as session:
+            return session.scalar(select(WebJob.partial).where(WebJob.active_key == key))
+
     def active_job(self, key: str) -> dict[str, Any] | None:
         """The queued or running job computing ``key``, if any."""
         with self.store.sessions() as session:
@@ -180,7 +194,9 @@ class JobManager:
             self._finish(job, "done", None)
 
     def _finish(self, job: Job, status: Status, error: str | None) -> None:
-        values: dict[str, Any] = {"status": status, "error": error, "active_key": None, "finished_at": utcnow()}
+        values: dict[str, Any] = {
+            "status": status, "error": error, "active_key": None, "partial": None, "finished_at": utcnow()
+        }
         if status == "done":
             values["done"] = job.total
         self._set(job.id, **values)

@@ -4,7 +4,10 @@ Maps are read from ``xmap_results`` (float16, all patch sizes and merged, both i
 over the aligned faces, which are redrawn from the dataset's images (aligning takes milliseconds;
 faces and unpacked maps are kept in small in-memory caches). A map that is not stored is computed
 in a background job with the server's occlusion setting, then written to the store like
-``xfv compute --xmaps`` does, so the next viewer (or a restarted server) finds it.
+``xfv compute --xmaps`` does, so the next viewer (or a restarted server) finds it. The job works
+progressively, largest patches first: until the final maps are stored, the maps of the levels done
+so far are kept in the job's row (``web_jobs.partial``, so any server process serves them to a map
+asked for without a setting), and the job's ``info`` says which patch sizes they hold.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from xfv.faces import align_face, load_image
 from xfv.method.occlusion import OcclusionSettings
 from xfv.method.xmaps import METHODS, check_methods
 from xfv.models import get_model
-from xfv.pipeline.explain import explain_pair
+from xfv.pipeline.explain import explain_pair_progressively
 from xfv.store import Store
 from xfv.store.arrays import pack_maps, unpack_maps, xmap_arrays
 from xfv.store.models import Model
@@ -98,10 +101,21 @@ class PairMaps:
         """One X-Map picture of a stored pair as PNG."""
         check_methods([method])
         pair = get_pair(session, pair_id)
-        key = self.setting_for(session, pair_id, model, setting)
-        similarity = select_map(self.maps(session, pair_id, model, method, key), image, patch)
+        similarity = select_map(self._shown_maps(session, pair_id, model, method, setting), image, patch)
         face = self.aligned_face(session, pair.image1_id if image == 1 else pair.image2_id, model)
         return png(render_map(face, similarity, display))
+
+    def _shown_maps(
+        self, session: Session, pair_id: int, model: str, method: int, setting: str | None
+    ) -> dict[str, np.ndarray]:
+        """The stored maps; while a job computes the server's setting, the coarse maps it has so far."""
+        if setting in (None, self.settings.cache_key()):
+            blob = self.jobs.partial(self._job_key(pair_id, model))
+            partial = _unpack_methods(blob) if blob else {}
+            if method in partial:
+                return partial[method]
+        key = self.setting_for(session, pair_id, model, setting)
+        return self.maps(session, pair_id, model, method, key)
 
     # --- computing -----------------------------------------------------------------------------
 
@@ -117,15 +131,23 @@ class PairMaps:
         missing = self.missing_methods(session, pair_id, model)
         if not missing:
             return None
-        key = f"pair-xmaps:{pair_id}:{model.name}:{self.settings.cache_key()}"
         total = 2 * (self.settings.count + 1)
         url = f"/api/pairs/{pair_id}"
         return self.jobs.submit(
-            "pair-xmaps", key, total, url, lambda job: self._compute(job, pair_id, model.name, missing)
+            "pair-xmaps",
+            self._job_key(pair_id, model.name),
+            total,
+            url,
+            lambda job: self._compute(job, pair_id, model.name, missing),
         )
 
+    def _job_key(self, pair_id: int, model_name: str) -> str:
+        """What a job computes: the pair's X-Maps of a model with the server's setting."""
+        return f"pair-xmaps:{pair_id}:{model_name}:{self.settings.cache_key()}"
+
     def _compute(self, job: Job, pair_id: int, model_name: str, methods: tuple[int, ...]) -> None:
-        """The job: align both faces, explain the pair with the missing methods, store the maps."""
+        """The job: align both faces, explain the pair with the missing methods level by level
+        (reporting each coarse level's maps at once), store the final maps."""
         face_model = get_model(model_name)
         with self.store.transaction() as session:
             row = register_model(session, face_model.spec)
@@ -133,7 +155,14 @@ class PairMaps:
             files = [image_file(session, image_id) for image_id in (pair.image1_id, pair.image2_id)]
         spec = face_model.spec
         faces = [_aligned(str(f.path), f.input_mode, spec.alignment, spec.input_size) for f in files]
-        explanation = explain_pair(faces[0], faces[1], face_model, methods, self.settings, progress=job.advance)
+        levels = sorted(self.settings.patch_sizes, reverse=True)
+        for explanation in explain_pair_progressively(
+            faces[0], faces[1], face_model, methods, self.settings, progress=job.advance
+        ):
+            done = sorted(explanation.settings.patch_sizes, reverse=True)
+            coarse = len(done) < len(levels)
+            partial = {m: xmap_arrays(maps) for m, maps in explanation.maps.items()} if coarse else None
+            job.report({"patch_sizes": levels, "patch_sizes_done": done}, _pack_methods(partial) if partial else None)
         records = [
             XMapRecord(pair_id, method, explanation.distance, explanation.forward_passes, pack_maps(xmap_arrays(maps)))
             for method, maps in explanation.maps.items()
@@ -154,3 +183,17 @@ class PairMaps:
                     raise ConflictError(
                         "the X-Maps were being written by another process at the same time: reload"
                     ) from None
+
+
+def _pack_methods(maps: dict[int, dict[str, np.ndarray]]) -> bytes:
+    """Several methods' maps as one blob (names prefixed ``m{method}:``)."""
+    return pack_maps({f"m{method}:{name}": array for method, named in maps.items() for name, array in named.items()})
+
+
+def _unpack_methods(blob: bytes) -> dict[int, dict[str, np.ndarray]]:
+    """The maps of a blob written by :func:`_pack_methods`, by method."""
+    maps: dict[int, dict[str, np.ndarray]] = {}
+    for key, array in unpack_maps(blob).items():
+        method, name = key.split(":", 1)
+        maps.setdefault(int(method[1:]), {})[name] = array
+    return maps

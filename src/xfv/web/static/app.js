@@ -116,6 +116,7 @@ class XMapViewer {
     const model = this.source === "pair" ? `/${encodeURIComponent(this.state.model)}` : "";
     const query = new URLSearchParams({ patch, display });
     if (setting) query.set("setting", setting);
+    if (this.level && !setting) query.set("level", this.level);  // a coarse map of a running job
     return `${this.base()}/xmaps${model}/${method}/${image}.png?${query}`;
   }
 
@@ -197,14 +198,30 @@ class XMapViewer {
       }
       overlay.style.opacity = String(Number(this.state.opacity) / 100);
     });
-    this.setPhase(changed ? "loading" : "ready");
+    if (this.level) this.setPhase("computing", this.computingText);
+    else this.setPhase(changed ? "loading" : "ready");
     if (this.useHash) this.writeHash();
   }
 
   loaded(image) {
     image.closest(".stack").classList.remove("loading");
     const pending = [...this.root.querySelectorAll(".stack.loading")].length;
-    if (!pending) this.setPhase("ready");
+    if (!pending && !this.level) this.setPhase("ready");
+  }
+
+  /** Show the coarse maps a running job has so far (its info names the patch sizes done). */
+  showLevel(job) {
+    const info = job.info || {};
+    const done = info.patch_sizes_done || [];
+    if (!done.length || job.status !== "running" || done.length === (info.patch_sizes || []).length) return;
+    const next = (info.patch_sizes || []).find((size) => !done.includes(size));
+    this.computingText = `Showing the ${done.join(" + ")} px maps; refining with ${next} px patches…`;
+    this.root.dataset.level = done.join("-");
+    if (this.level === this.root.dataset.level) return;
+    this.level = this.root.dataset.level;
+    this.state.setting = "";
+    this.patchSizes(done);
+    this.render();
   }
 
   writeHash() {
@@ -219,16 +236,26 @@ class XMapViewer {
 
   /** Start (or join) the job computing this pair's maps, show its progress, then show the maps. */
   async compute() {
-    this.setPhase("computing", `Computing the X-Maps of ${this.state.model}: every occluded face goes through the model…`);
+    this.computingText = `Computing the X-Maps of ${this.state.model}, largest patches first: every occluded face goes through the model…`;
+    this.setPhase("computing", this.computingText);
     try {
       const answer = await xfv.request(`/api/pairs/${this.id}/xmaps/${encodeURIComponent(this.state.model)}`, { method: "POST" });
       if (answer.job) {
-        await xfv.pollJob(answer.job, (job) => xfv.setProgress(this.progress, job.progress,
-          `${Math.round(job.progress * 100)} % · ${job.done} of ${job.total} forward passes`));
+        await xfv.pollJob(answer.job, (job) => {
+          this.showLevel(job);
+          const done = (job.info && job.info.patch_sizes_done) || [];
+          const levels = (job.info && job.info.patch_sizes) || [];
+          const level = levels.length ? ` · level ${Math.min(done.length + 1, levels.length)} of ${levels.length}` : "";
+          xfv.setProgress(this.progress, job.progress,
+            `${Math.round(job.progress * 100)} %${level} · ${job.done} of ${job.total} forward passes`);
+        });
       }
       this.auto = false;
+      this.level = "";
+      delete this.root.dataset.level;
       await this.load();
     } catch (error) {
+      this.level = "";
       this.fail(`Computing the X-Maps failed: ${error.message}`);
     }
   }

@@ -1,0 +1,167 @@
+"""Full against incremental occlusion inference: one face, paper settings, side by side in one run.
+
+Embeds all N = 1130 occlusions of one aligned LFW face with dlib's ResNet (patch sizes 7/14/28, stride 5) twice,
+with full forward passes and with incremental inference (only the region each patch reaches is
+recomputed in the early layers), in alternating rounds so both see the same machine load. Prints
+the largest embedding difference (must be <= 1e-4), the seconds and the speed-up, per patch size;
+the FLOPs both do; and a study of where incremental inference pays: the FLOPs saved per patch
+size for each switch point (the share of a layer above which the rest runs in full).
+
+    python bench/incremental_occlusion.py [--rounds 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from xfv.method.occlusion import OcclusionPlan, OcclusionSettings
+from xfv.models import get_model
+from xfv.pipeline.explain import OCCLUSION_CHUNK
+
+LFW = Path(__file__).resolve().parents[2] / "shared/data/lfw"
+FACE = "Aaron_Peirsol/Aaron_Peirsol_0001.jpg"
+FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+
+
+def _face(model) -> tuple[np.ndarray, str]:
+    path = LFW / "images_deepfunneled" / FACE
+    if path.is_file():
+        from xfv.faces import align_path
+
+        return align_path(path, model.spec, "lfw-funneled"), f"LFW {FACE}"
+    size = model.spec.input_size
+    return np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8), "a random face"
+
+
+def _embed_all(model, plan: OcclusionPlan, face: np.ndarray, segment: range, incremental: bool) -> tuple[np.ndarray, float]:
+    """Embeddings of one patch size's occlusions, and the seconds it took (occluding included)."""
+    started = time.perf_counter()
+    out = []
+    for start in range(segment.start, segment.stop, OCCLUSION_CHUNK):
+        stop = min(start + OCCLUSION_CHUNK, segment.stop)
+        occluded = plan.occluded(face, start, stop)
+        if incremental:
+            out.append(model.embed_changed(face, occluded, plan.boxes(start, stop)))
+        else:
+            out.append(model.embed(occluded))
+    return np.concatenate(out), time.perf_counter() - started
+
+
+def measure(rounds: int) -> dict:
+    model = get_model("dlib")
+    runner = model.incremental_runner()
+    face, source = _face(model)
+    plan = OcclusionPlan(OcclusionSettings(), model.spec.input_size)
+    model.embed(face[None])
+    model.embed_changed(face, face[None], np.array([[0, 1, 0, 1]]))  # warm-up: sessions and clean activations
+    per_pass = model_flops()
+    per_size = {}
+    for patch_size, segment in plan.segments.items():
+        seconds = {"full": [], "incremental": []}
+        for _ in range(rounds):
+            full, t_full = _embed_all(model, plan, face, segment, incremental=False)
+            fast, t_fast = _embed_all(model, plan, face, segment, incremental=True)
+            seconds["full"].append(t_full)
+            seconds["incremental"].append(t_fast)
+        boxes = plan.boxes(segment.start, segment.stop)
+        flops = _flops(runner, boxes, per_pass)
+        per_size[patch_size] = {
+            "occlusions": len(segment),
+            "max_abs_difference": float(np.abs(full - fast).max()),
+            "full_seconds": round(min(seconds["full"]), 3),
+            "incremental_seconds": round(min(seconds["incremental"]), 3),
+            "speedup": round(min(seconds["full"]) / min(seconds["incremental"]), 3),
+            **flops,
+            "study": {str(f): _study(runner, boxes, f, per_pass) for f in FRACTIONS},
+        }
+    total_full = sum(v["full_seconds"] for v in per_size.values())
+    total_fast = sum(v["incremental_seconds"] for v in per_size.values())
+    flops_full = sum(v["full_gflops"] for v in per_size.values())
+    flops_fast = sum(v["incremental_gflops"] for v in per_size.values())
+    return {
+        "model": "dlib",
+        "face": source,
+        "occlusions": len(plan),
+        "rounds": rounds,
+        "switch_fraction": runner.switch_fraction,
+        "max_abs_difference": max(v["max_abs_difference"] for v in per_size.values()),
+        "full_seconds": round(total_full, 3),
+        "incremental_seconds": round(total_fast, 3),
+        "speedup": round(total_full / total_fast, 3),
+        "full_gflops": round(flops_full, 2),
+        "incremental_gflops": round(flops_fast, 2),
+        "flops_ratio": round(flops_full / flops_fast, 3),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "per_patch_size": per_size,
+    }
+
+
+def model_flops() -> float:
+    """FLOPs of one full pass of dlib's ResNet, as :meth:`DlibNet.flops` counts them."""
+    from xfv.models.dlib_dat import read_dlib_net
+    from xfv.models.weights import resnet_descriptor_path
+
+    return float(read_dlib_net(resnet_descriptor_path()).flops())
+
+
+def _flops(runner, boxes: np.ndarray, per_pass: float) -> dict:
+    """GFLOPs of all these occlusions in full and incrementally (regions sized per batch, as run)."""
+    saved = 0.0
+    for start in range(0, len(boxes), 32):
+        incremental, full = runner.flops(boxes[start : start + 32])
+        saved += (full - incremental) * len(boxes[start : start + 32])
+    total = per_pass * len(boxes)
+    return {"full_gflops": round(total / 1e9, 3), "incremental_gflops": round((total - saved) / 1e9, 3)}
+
+
+def _study(runner, boxes: np.ndarray, fraction: float, per_pass: float) -> dict:
+    """With regions up to ``fraction`` of a layer done incrementally: the switch unit and the FLOPs ratio."""
+    old = runner.switch_fraction
+    runner.switch_fraction = fraction
+    try:
+        switches, ratios = [], []
+        for start in range(0, len(boxes), 32):
+            batch = boxes[start : start + 32]
+            regions = runner.regions(batch)
+            switch = runner.switch_point(regions)
+            incremental, full = runner.flops(batch, switch)
+            switches.append(switch)
+            ratios.append(per_pass / (per_pass - full + incremental))
+        return {"median_switch_unit": int(np.median(switches)), "flops_ratio": round(float(np.mean(ratios)), 3)}
+    finally:
+        runner.switch_fraction = old
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the fastest of each is reported")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = measure(args.rounds)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['model']}, {result['face']}, {result['occlusions']} occlusions, load {result['load_average']}")
+    for size, row in result["per_patch_size"].items():
+        print(
+            f"  {size:>2} px: full {row['full_seconds']} s, incremental {row['incremental_seconds']} s, "
+            f"speed-up {row['speedup']}x, FLOPs {row['full_gflops']} -> {row['incremental_gflops']} G, "
+            f"max |diff| {row['max_abs_difference']:.2e}"
+        )
+    print(
+        f"  all: full {result['full_seconds']} s, incremental {result['incremental_seconds']} s, "
+        f"speed-up {result['speedup']}x (FLOPs ratio {result['flops_ratio']}), max |diff| {result['max_abs_difference']:.2e}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""Incremental occlusion inference for ONNX CNNs (Krypton: Nakandala et al., SIGMOD 2019).
+
+An occluded face differs from the original only inside the patch, so each layer's output differs
+only where the patch's influence reaches (its receptive-field growth). :class:`IncrementalRunner`
+runs the original face once and keeps every early activation; for an occluded face it recomputes,
+layer unit by layer unit, only the output region the change reaches: the unit's input is read from
+the cached clean activation with the changed region pasted in, padded with zeros where the real
+layer pads, and the convolution runs unpadded on that crop, so every recomputed value is the value
+a full pass computes. Equal-sized regions of a batch of occlusions go through ONNX Runtime as one
+batch. Where a unit's region would cover more than ``switch_fraction`` of its output, the changed
+regions are pasted into full copies of the live activations and the rest of the network runs in
+full (the suffix).
+
+A *unit* is one spatial op (Conv, MaxPool, AveragePool without padding) followed by a chain of
+per-element ops (Relu, PRelu, ops with a per-channel constant) and residual Adds. Graphs start
+incremental at their input and stop at the first node that is none of these (global pooling, Pad,
+fully connected layers); everything from there on is the suffix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, shape_inference
+from onnx.utils import Extractor
+
+SPATIAL_OPS = ("Conv", "MaxPool", "AveragePool")
+UNARY_OPS = ("Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Identity")
+CONSTANT_OPS = ("Add", "Sub", "Mul", "Div", "PRelu", "BatchNormalization")
+#: Regions covering more than this share of a unit's output switch to full passes from there.
+DEFAULT_SWITCH_FRACTION = 0.85
+
+#: Per sample (n, 2) first row/column and (2,) rows/columns of one tensor's changed region.
+Region = tuple[np.ndarray, tuple[int, int]]
+
+
+def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+@dataclass
+class Unit:
+    """One spatial op and the per-element ops and residual adds that follow it."""
+
+    nodes: list[onnx.NodeProto]
+    input: str
+    extras: list[str]
+    output: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pad: tuple[int, int]
+    flops_per_position: int
+    session: Any = field(default=None, repr=False)
+
+
+def _unit_start(node: onnx.NodeProto, initializers: set[str]) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None:
+    """Kernel, stride and leading padding of a spatial op incremental inference can crop, else None."""
+    if node.op_type not in SPATIAL_OPS or node.input[0] in initializers:
+        return None
+    attrs = _attributes(node)
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or any(d != 1 for d in attrs.get("dilations", [1, 1])):
+        return None
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    if node.op_type != "Conv" and any(pads):
+        return None  # padded pooling does not count padding as zeros
+    if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] not in initializers:
+        return None
+    kernel = tuple(attrs["kernel_shape"]) if "kernel_shape" in attrs else None
+    if kernel is None or len(kernel) != 2:
+        return None
+    return kernel, tuple(attrs.get("strides", [1, 1])), (pads[0], pads[1])
+
+
+def _is_per_element(node: onnx.NodeProto, initializers: dict[str, np.ndarray]) -> bool:
+    """A node that changes values only where its input changes: unary, or with constants without extent."""
+    if node.op_type in UNARY_OPS:
+        return all(name in initializers or not name for name in node.input[1:])
+    if node.op_type in CONSTANT_OPS:
+        constants = [initializers.get(name) for name in node.input[1:]]
+        return all(c is not None and (c.ndim < 2 or np.prod(c.shape[-2:]) == 1) for c in constants)
+    return False
+
+
+class IncrementalRunner:
+    """Embeds occluded copies of one face at a time, recomputing only what each occlusion changes.
+
+    ``preprocess`` turns uint8 NHWC faces (any size) into the model's NCHW float input.
+    """
+
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        input_size: int,
+        preprocess: Callable[[np.ndarray], np.ndarray],
+        session_factory: Callable[[bytes], Any],
+        switch_fraction: float = DEFAULT_SWITCH_FRACTION,
+    ) -> None:
+        self.preprocess = preprocess
+        self.session_factory = session_factory
+        self.switch_fraction = switch_fraction
+        self.input_size = input_size
+        self.model = self._with_fixed_input(model, input_size)
+        self.graph_input = self.model.graph.input[0].name
+        self.graph_output = self.model.graph.output[0].name
+        self.shapes = self._shapes()
+        self.units = self._units()
+        self._suffixes: dict[int, Any] = {}
+        self._clean_session: Any = None
+        self._clean: tuple[bytes, dict[str, np.ndarray]] | None = None
+
+    # --- analysis --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _with_fixed_input(model: onnx.ModelProto, size: int) -> onnx.ModelProto:
+        model = onnx.ModelProto.FromString(model.SerializeToString())
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        dims[2].dim_value, dims[3].dim_value = size, size
+        return model
+
+    def _shapes(self) -> dict[str, tuple[int, int, int]]:
+        """(channels, rows, columns) of every 4-d tensor of the graph."""
+        inferred = self.inferred = shape_inference.infer_shapes(self.model)
+        shapes = {}
+        for info in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+            dims = info.type.tensor_type.shape.dim
+            if len(dims) == 4 and all(d.HasField("dim_value") for d in dims[1:]):
+                shapes[info.name] = (dims[1].dim_value, dims[2].dim_value, dims[3].dim_value)
+        return shapes
+
+    def _units(self) -> list[Unit]:
+        """Units from the input on, up to the first node incremental inference cannot crop."""
+        graph = self.model.graph
+        constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        consumers: dict[str, int] = {}
+        for node in graph.node:
+            for name in node.input:
+                consumers[name] = consumers.get(name, 0) + 1
+        known = {self.graph_input}
+        units: list[Unit] = []
+        nodes = list(graph.node)
+        position = 0
+        while position < len(nodes):
+            start = _unit_start(nodes[position], set(constants))
+            if start is None or nodes[position].input[0] not in known:
+                break
+            unit_nodes, extras = [nodes[position]], []
+            tensor = nodes[position].output[0]
+            position += 1
+            while position < len(nodes) and consumers.get(tensor, 0) == 1 and tensor in nodes[position].input:
+                node = nodes[position]
+                others = [name for name in node.input if name != tensor]
+                if node.op_type == "Add" and len(others) == 1 and others[0] in known and others[0] in self.shapes:
+                    if self.shapes[others[0]] != self.shapes.get(node.output[0]):
+                        break
+                    extras.append(others[0])
+                elif not _is_per_element(node, constants) or node.input[0] != tensor:
+                    break
+                unit_nodes.append(node)
+                tensor = node.output[0]
+                position += 1
+            if tensor not in self.shapes:
+                break
+            kernel, stride, pad = start
+            cin = self.shapes[unit_nodes[0].input[0]][0]
+            cout = self.shapes[tensor][0]
+            per_position = 2 * cin * kernel[0] * kernel[1] * (cout if unit_nodes[0].op_type == "Conv" else 1)
+            units.append(Unit(unit_nodes, unit_nodes[0].input[0], extras, tensor, kernel, stride, pad, per_position))
+            known.add(tensor)
+        return units
+
+    def _live_before(self, unit_index: int) -> list[str]:
+        """Tensors computed before unit ``unit_index`` that it or later nodes read."""
+        graph = self.model.graph
+        first = list(graph.node).index(self.units[unit_index].nodes[0]) if unit_index < len(self.units) else None
+        later = graph.node[first:] if first is not None else graph.node[self._frontier() :]
+        produced = {self.graph_input} | {u.output for u in self.units[:unit_index]}
+        needed = {name for node in later for name in node.input}
+        return [name for name in produced if name in needed]
+
+    def _frontier(self) -> int:
+        """Index of the first graph node after the last unit."""
+        if not self.units:
+            return 0
+        return list(self.model.graph.node).index(self.units[-1].nodes[-1]) + 1
+
+    # --- sessions --------------------------------------------------------------------------------
+
+    def _extract(self, inputs: list[str], outputs: list[str]) -> onnx.ModelProto:
+        return Extractor(self.inferred).extract_model(inputs, outputs)
+
+    def _unit_session(self, unit: Unit) -> Any:
+        if unit.session is None:
+            model = self._extract([unit.input, *unit.extras], [unit.output])
+            for node in model.graph.node:
+                if node.op_type in SPATIAL_OPS and node.name == unit.nodes[0].name:
+                    for attribute in node.attribute:
+                        if attribute.name == "pads":
+                            attribute.ints[:] = [0, 0, 0, 0]
+            del model.graph.value_info[:]  # shapes change with the crop
+            for value in [*model.graph.input, *model.graph.output]:
+                dims = value.type.tensor_type.shape.dim
+                for axis, label in ((0, "batch"), (2, "rows"), (3, "cols")):
+                    dims[axis].dim_param = label
+            unit.session = self.session_factory(model.SerializeToString())
+        return unit.session
+
+    def _suffix_session(self, unit_index: int) -> tuple[Any, list[str]]:
+        if unit_index not in self._suffixes:
+            live = self._live_before(unit_index)
+            model = self._extract(live, [self.graph_output])
+            for value in model.graph.input:
+                value.type.tensor_type.shape.dim[0].dim_param = "batch"
+            self._suffixes[unit_index] = (self.session_factory(model.SerializeToString()), live)
+        return self._suffixes[unit_index]
+
+    def clean_activations(self, face: np.ndarray) -> dict[str, np.ndarray]:
+        """Every unit output (and the input) of the unoccluded face, (C, H, W), kept for the last face."""
+        key = face.tobytes()
+        if self._clean is None or self._clean[0] != key:
+            if self._clean_session is None:
+                names = [self.graph_output, *(u.output for u in self.units)]
+                self._clean_session = self.session_factory(self._extract([self.graph_input], names).SerializeToString())
+            x = self.preprocess(face[None])
+            outputs = self._clean_session.run(None, {self.graph_input: x})
+            values = {self.graph_input: x[0]}
+            values.update({u.output: v[0] for u, v in zip(self.units, outputs[1:], strict=True)})
+            values["__embedding__"] = outputs[0][0]
+            self._clean = (key, values)
+        return self._clean[1]
+
+    # --- regions ---------------------------------------------------------------------------------
+
+    def _output_region(self, unit: Unit, region: Region, extras: list[Region | None]) -> Region:
+        """Rows/columns of the unit's output the changed input region (and changed extras) reach."""
+        origins, size = region
+        _, rows, cols = self.shapes[unit.output]
+        starts, stops = [], []
+        for axis, extent in ((0, rows), (1, cols)):
+            lo, hi = origins[:, axis], origins[:, axis] + size[axis]
+            k, s, p = unit.kernel[axis], unit.stride[axis], unit.pad[axis]
+            start = np.clip(-((-(lo + p - k + 1)) // s), 0, extent)
+            stop = np.clip((hi - 1 + p) // s + 1, 0, extent)
+            for extra in extras:
+                if extra is not None:
+                    start = np.minimum(start, extra[0][:, axis])
+                    stop = np.maximum(stop, extra[0][:, axis] + extra[1][axis])
+            starts.append(start)
+            stops.append(stop)
+        return _canonical(np.stack(starts, 1), np.stack(stops, 1), (rows, cols))
+
+    def _input_region(self, boxes: np.ndarray) -> Region:
+        size = self.input_size
+        return _canonical(boxes[:, [0, 2]], boxes[:, [1, 3]], (size, size))
+
+    def regions(self, boxes: np.ndarray) -> list[Region]:
+        """The changed region of every unit's output for boxes (n, 4) of rows y0, y1, x0, x1."""
+        known: dict[str, Region] = {self.graph_input: self._input_region(np.asarray(boxes, dtype=np.int64))}
+        out = []
+        for unit in self.units:
+            result = self._output_region(unit, known[unit.input], [known.get(e) for e in unit.extras])
+            known[unit.output] = result
+            out.append(result)
+        return out
+
+    def switch_point(self, regions: list[Region]) -> int:
+        """The first unit whose region covers more than ``switch_fraction`` of its output."""
+        for index, (unit, (_, size)) in enumerate(zip(self.units, regions, strict=True)):
+            _, rows, cols = self.shapes[unit.output]
+            if size[0] * size[1] > self.switch_fraction * rows * cols:
+                return index
+        return len(self.units)
+
+    def flops(self, boxes: np.ndarray, switch: int | None = None) -> tuple[float, float]:
+        """Per occlusion: the units' multiply-add FLOPs done incrementally up to the switch point,
+        and the same units' FLOPs in a full pass (the suffix costs the same either way)."""
+        regions = self.regions(boxes)
+        switch = self.switch_point(regions) if switch is None else switch
+        incremental = sum(u.flops_per_position * r[1][0] * r[1][1] for u, r in zip(self.units[:switch], regions))
+        full = sum(u.flops_per_position * self.shapes[u.output][1] * self.shapes[u.output][2] for u in self.units[:switch])
+        return float(incremental), float(full)
+
+    # --- running ---------------------------------------------------------------------------------
+
+    def embed(self, face: np.ndarray, occluded: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Embeddings of ``occluded`` (n, s, s, 3) uint8 copies of ``face`` that differ from it only
+        inside ``boxes`` (n, 4: y0, y1, x0, x1, end exclusive); equal to full passes up to rounding."""
+        clean = self.clean_activations(face)
+        regions = self.regions(boxes)
+        switch = self.switch_point(regions)
+        input_region = self._input_region(np.asarray(boxes, dtype=np.int64))
+        deltas: dict[str, tuple[Region, np.ndarray]] = {self.graph_input: (input_region, self._input_delta(occluded, input_region))}
+        for unit, region in zip(self.units[:switch], regions[:switch]):
+            deltas[unit.output] = (region, self._run_unit(unit, region, clean, deltas))
+        session, live = self._suffix_session(switch)
+        feeds = {name: self._materialise(name, clean, deltas.get(name), len(occluded)) for name in live}
+        return np.asarray(session.run(None, feeds)[0], dtype=np.float32).reshape(len(occluded), -1)
+
+    def _input_delta(self, occluded: np.ndarray, region: Region) -> np.ndarray:
+        origins, (rows, cols) = region
+        crops = np.stack([occluded[i, y : y + rows, x : x + cols] for i, (y, x) in enumerate(origins)])
+        return self.preprocess(crops)
+
+    def _run_unit(self, unit: Unit, region: Region, clean: dict[str, np.ndarray], deltas: dict) -> np.ndarray:
+        origins, (rows, cols) = region
+        (kr, kc), (sr, sc), (pr, pc) = unit.kernel, unit.stride, unit.pad
+        read_origin = np.stack([origins[:, 0] * sr - pr, origins[:, 1] * sc - pc], 1)
+        read_size = ((rows - 1) * sr + kr, (cols - 1) * sc + kc)
+        feeds = {unit.input: self._window(unit.input, clean, deltas.get(unit.input), read_origin, read_size)}
+        for extra in unit.extras:
+            feeds[extra] = self._window(extra, clean, deltas.get(extra), origins, (rows, cols))
+        return self._unit_session(unit).run(None, feeds)[0]
+
+    @staticmethod
+    def _window(name: str, clean: dict, delta: tuple[Region, np.ndarray] | None, origins: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """Crops of a tensor at per-sample origins: clean values, the changed region pasted, zeros outside."""
+        base = clean[name]
+        channels, height, width = base.shape
+        out = np.zeros((len(origins), channels, *size), dtype=np.float32)
+        for i, (y, x) in enumerate(origins):
+            y0, x0 = max(y, 0), max(x, 0)
+            y1, x1 = min(y + size[0], height), min(x + size[1], width)
+            out[i, :, y0 - y : y1 - y, x0 - x : x1 - x] = base[:, y0:y1, x0:x1]
+            if delta is not None:
+                (d_origins, (dr, dc)), values = delta
+                dy, dx = d_origins[i]
+                a0, b0 = max(dy, y0), max(dx, x0)
+                a1, b1 = min(dy + dr, y1), min(dx + dc, x1)
+                if a0 < a1 and b0 < b1:
+                    out[i, :, a0 - y : a1 - y, b0 - x : b1 - x] = values[i, :, a0 - dy : a1 - dy, b0 - dx : b1 - dx]
+        return out
+
+    @staticmethod
+    def _materialise(name: str, clean: dict, delta: tuple[Region, np.ndarray] | None, count: int) -> np.ndarray:
+        """Full activations of a batch: the clean one with each sample's changed region pasted in."""
+        out = np.repeat(clean[name][None], count, axis=0)
+        if delta is not None:
+            (origins, (rows, cols)), values = delta
+            for i, (y, x) in enumerate(origins):
+                out[i, :, y : y + rows, x : x + cols] = values[i]
+        return out
+
+
+def _canonical(starts: np.ndarray, stops: np.ndarray, extent: tuple[int, int]) -> Region:
+    """One size for all samples (the largest), each origin moved back inside the extent if needed."""
+    starts, stops = np.asarray(starts, dtype=np.int64), np.asarray(stops, dtype=np.int64)
+    rows, cols = (int(min(max(int((stops[:, a] - starts[:, a]).max(initial=0)), 1), extent[a])) for a in (0, 1))
+    size = (rows, cols)
+    origins = np.stack([np.clip(np.minimum(starts[:, a], extent[a] - size[a]), 0, None) for a in (0, 1)], 1)
+    return origins, size
+
+
+__all__ = ["DEFAULT_SWITCH_FRACTION", "IncrementalRunner", "Unit"]
