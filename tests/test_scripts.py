@@ -17,12 +17,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: A stand-in ``.venv/bin/python`` / ``xfv``: logs its arguments.
 FAKE_VENV_TOOL = '#!/bin/sh\necho "$(basename "$0") $*" >> "$CALLS"\n'
-#: A stand-in ``python3``: ``-m venv DIR`` makes DIR/bin/python and DIR/bin/xfv (both logging).
+#: A stand-in ``python3``: ``-m venv DIR`` makes DIR/bin/python, xfv, ruff and mypy (all logging).
 FAKE_PYTHON3 = """#!/bin/sh
 echo "python3 $*" >> "$CALLS"
 if [ "$1 $2" = "-m venv" ]; then
   mkdir -p "$3/bin"
-  for tool in python xfv; do cp "$FAKES/venv-tool" "$3/bin/$tool"; chmod +x "$3/bin/$tool"; done
+  for tool in python xfv ruff mypy; do cp "$FAKES/venv-tool" "$3/bin/$tool"; chmod +x "$3/bin/$tool"; done
 fi
 """
 
@@ -74,7 +74,8 @@ def test_test_setup_installs_the_debian_packages_and_test_extras(clone: Path) ->
     installs = [call for call in calls if call.startswith("apt-get install")]
     assert installs and installs[0].endswith("chromium chromium-driver postgresql"), calls
     assert "python -m pip install -q -e .[all]" in calls
-    assert calls[-1] == "python -m pytest -q"
+    assert "ruff check src tests" in calls and "mypy " in calls, calls
+    assert calls.index("mypy ") < calls.index("python -m pytest -q") == len(calls) - 1, calls
 
 
 def test_test_setup_skips_installed_debian_packages(clone: Path) -> None:
