@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.test_web_api import wait_for
-from tests.test_web_fixtures import WebStore, web_store  # noqa: F401 - the fixture
+from tests.web_fixtures import WebStore
 from xfv.method.occlusion import OcclusionSettings
 from xfv.web import create_app, pairmaps
 
@@ -20,7 +20,7 @@ TWO_LEVELS = OcclusionSettings(patch_sizes=(14, 28), stride=40)
 
 
 def test_coarse_maps_are_shown_while_the_job_refines_them(
-    web_store: WebStore,  # noqa: F811
+    web_store: WebStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pair_id = web_store.without_maps
