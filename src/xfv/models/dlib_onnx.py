@@ -39,7 +39,7 @@ from xfv.models.dlib_dat import (
 )
 from xfv.models.incremental import IncrementalRunner
 from xfv.models.onnx_model import OnnxModel, OnnxModelSpec, session_from_bytes
-from xfv.models.weights import file_sha256, resnet_descriptor_path
+from xfv.models.weights import file_sha256, resnet_descriptor_path, write_atomically
 
 #: Bump when the converter's output changes, so cached conversions are rebuilt.
 CONVERTER_VERSION = 2
@@ -209,20 +209,7 @@ def converted_model_path(dat_path: Path | None = None) -> Path:
     if target.is_file():
         return target
     model = to_onnx(read_dlib_net(dat_path))
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{target.stem}-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(model.SerializeToString())
-            os.chmod(temp, 0o644)  # mkstemp makes it private; the cache is readable like other files
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise ModelError(f"{folder}: cannot write the converted dlib model ({exc.strerror})") from None
-    return target
+    return write_atomically(target, model.SerializeToString(), "the converted dlib model")
 
 
 def quantized_model_path(dat_path: Path | None = None) -> Path:
