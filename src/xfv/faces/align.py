@@ -31,7 +31,7 @@ from xfv.cache import ArrayCache, content_hash, default_cache
 from xfv.errors import XfvError
 from xfv.faces.choice import FaceChoice, choose_face, order_faces
 from xfv.faces.detect import Box, detect_faces, landmarks, shape_to_array
-from xfv.faces.io import decode_image, read_image_file
+from xfv.faces.io import decode_image, load_image, read_image_file
 from xfv.faces.report import FaceReport
 from xfv.models.base import ALIGNMENTS, ModelSpec
 
@@ -150,19 +150,27 @@ def align_photo(
 
     The face's location (detection and landmarks, most of the time) is kept in ``cache`` (default:
     the embedding cache) under the photo's content, so another model or alignment reuses it."""
+    if mode == "aligned":
+        return align_face(load_image(path), spec.alignment, spec.input_size, mode, str(path), face, assess)
+    image, location = locate_photo(path, mode, face, cache)
+    return align_face(image, spec.alignment, spec.input_size, mode, str(path), face, assess, location)
+
+
+def locate_photo(
+    path: Path | str, mode: str = "detect", face: FaceChoice = "auto", cache: ArrayCache | None = None
+) -> tuple[np.ndarray, FaceLocation]:
+    """A photo (uint8 RGB) and the location of its chosen face, from ``cache`` (default: the
+    embedding cache) when the same content was located before, else found and cached."""
     data = read_image_file(path)
     image = decode_image(data, str(path))
-    if mode == "aligned":
-        return align_face(image, spec.alignment, spec.input_size, mode, str(path), face, assess)
     cache = cache or default_cache()
     key = location_key(content_hash(data), mode, face)
     stored = cache.get(key)
     if stored is not None:
-        location = FaceLocation.from_dict(json.loads(stored.tobytes()))
-    else:
-        location = locate_face(image, mode, str(path), face)
-        cache.put(key, np.frombuffer(json.dumps(location.to_dict()).encode(), dtype=np.uint8))
-    return align_face(image, spec.alignment, spec.input_size, mode, str(path), face, assess, location)
+        return image, FaceLocation.from_dict(json.loads(stored.tobytes()))
+    location = locate_face(image, mode, str(path), face)
+    cache.put(key, np.frombuffer(json.dumps(location.to_dict()).encode(), dtype=np.uint8))
+    return image, location
 
 
 def location_key(image_hash: str, mode: str, face: FaceChoice = "auto") -> str:

@@ -92,6 +92,9 @@ class BuiltinModel:
     #: Listed among the models to choose from (``xfv models``, the upload page); False for options
     #: asked for by name only, such as reduced precision.
     listed: bool = True
+    #: The model this one is another implementation of (a reference backend): left out where
+    #: models are compared (``--model all``).
+    implements: str = ""
 
     def load(self) -> FaceModel:
         return self.backend(self.spec(self.name, self.description))
@@ -102,7 +105,9 @@ BUILTIN: dict[str, BuiltinModel] = {
     model.name: model
     for model in (
         BuiltinModel("dlib", "dlib's ResNet face descriptor converted to ONNX, on ONNX Runtime", _dlib_onnx),
-        BuiltinModel("dlib-native", "dlib's ResNet face descriptor run by dlib itself (reference)", _dlib_native),
+        BuiltinModel(
+            "dlib-native", "dlib's ResNet face descriptor run by dlib itself (reference)", _dlib_native, implements="dlib"
+        ),
         BuiltinModel(
             "dlib-int8",
             "dlib's ResNet on ONNX Runtime with int8 weights and activations (reduced precision)",
@@ -149,6 +154,19 @@ def listed_model_names() -> list[str]:
     return [*BUILTIN_MODELS, *installed_models()]
 
 
+#: The ``--model`` value that means every model to compare (see :func:`compared_model_names`).
+ALL_MODELS = "all"
+
+
+def compared_model_names() -> list[str]:
+    """The models ``--model all`` compares: listed built-in ones (not a second implementation of
+    another), the installed npm ones and the user's registered specs."""
+    from xfv.models.npm_models import installed_models
+
+    builtin = [name for name in BUILTIN_MODELS if not BUILTIN[name].implements]
+    return [*builtin, *installed_models(), *_user_spec_paths()]
+
+
 def available_models() -> list[ModelSpec]:
     """Specs of the listed built-in models, the installed npm models and the user's registered
     ONNX models (one that cannot be loaded is listed with the reason as its description)."""
@@ -163,6 +181,7 @@ def available_models() -> list[ModelSpec]:
 
 
 __all__ = [
+    "ALL_MODELS",
     "BUILTIN",
     "BUILTIN_MODELS",
     "DEFAULT_MODEL",
@@ -171,6 +190,7 @@ __all__ = [
     "ModelSpec",
     "available_models",
     "calibration_fields",
+    "compared_model_names",
     "get_model",
     "listed_model_names",
     "shipped_calibration",

@@ -28,7 +28,6 @@ from xfv.config import get_settings
 from xfv.errors import ModelError
 from xfv.models.base import ModelSpec
 from xfv.models.onnx_model import OnnxModel, OnnxModelSpec
-from xfv.models.tfjs_onnx import converted_tfjs_path, tfjs_digest
 from xfv.models.weights import sha256_of_file
 
 #: The record of an installation, beside the model's files.
@@ -309,6 +308,8 @@ def _check_files(model: NpmModel, record: dict[str, Any]) -> None:
 
 def load(name: str) -> OnnxModel:
     """Catalogue model ``name`` from its installed files, converted once into the model cache."""
+    from xfv.models.tfjs_onnx import converted_tfjs_path, tfjs_digest  # onnx: only when loading
+
     model = catalogue_model(name)
     record = installed_record(name)
     if record is None:

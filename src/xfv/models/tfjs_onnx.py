@@ -17,13 +17,15 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from xfv.config import get_settings
 from xfv.errors import ModelError
+from xfv.models.onnx_graph import GraphBuilder
 from xfv.models.tfjs_graph import TfjsGraph, TfjsNode, read_tfjs_graph, weight_files
 from xfv.models.weights import sha256_of_file, write_atomically
 
@@ -56,39 +58,17 @@ def _nchw_const(value: np.ndarray) -> np.ndarray:
     return value.reshape((1,) * (4 - value.ndim) + value.shape).transpose(TO_NCHW)
 
 
-class _Converter:
-    """Converts the nodes one output needs, depth first from the output (iteratively)."""
+class _Converter(GraphBuilder):
+    """Converts the nodes one output needs, each after its inputs."""
 
     def __init__(self, graph: TfjsGraph) -> None:
+        super().__init__(reserved=(INPUT_NAME, OUTPUT_NAME))
         self.graph = graph
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
         self.values: dict[str, Value] = {}
         self.input_shape: list[int] | None = None
-        self._names: set[str] = set()
-
-    # ---- building blocks
 
     def fail(self, node: TfjsNode, message: str) -> ModelError:
         return ModelError(f"{self.graph.source}: {node.describe()}: {message}")
-
-    def unique(self, name: str) -> str:
-        candidate, count = name, 1
-        while candidate in self._names:
-            count += 1
-            candidate = f"{name}_{count}"
-        self._names.add(candidate)
-        return candidate
-
-    def constant(self, name: str, value: np.ndarray) -> str:
-        onnx_name = self.unique(name)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), onnx_name))
-        return onnx_name
-
-    def emit(self, op: str, inputs: list[str], name: str, **attributes: object) -> str:
-        onnx_name = self.unique(name)
-        self.nodes.append(helper.make_node(op, inputs, [onnx_name], name=onnx_name, **attributes))
-        return onnx_name
 
     def tensor(self, value: Value, name: str, nchw: bool | None = None) -> str:
         """The ONNX name of ``value``, as NCHW or NHWC if asked (constants written on demand)."""
@@ -100,7 +80,7 @@ class _Converter:
         assert value.name is not None
         if nchw is None or value.rank != 4 or value.nchw == nchw:
             return value.name
-        return self.emit("Transpose", [value.name], f"{name}_{'nchw' if nchw else 'nhwc'}", perm=list(TO_NCHW if nchw else TO_NHWC))
+        return self.node("Transpose", [value.name], f"{name}_{'nchw' if nchw else 'nhwc'}", perm=list(TO_NCHW if nchw else TO_NHWC))
 
     def const_input(self, node: TfjsNode, index: int) -> np.ndarray:
         value = self.values[node.inputs[index]]
@@ -202,11 +182,11 @@ def _identity(c: _Converter, node: TfjsNode) -> Value:
     return c.values[node.inputs[0]]
 
 
-def _conv_attributes(c: _Converter, node: TfjsNode, kernel: tuple[int, int]) -> dict[str, object]:
+def _conv_attributes(c: _Converter, node: TfjsNode, kernel: tuple[int, int]) -> dict[str, Any]:
     strides = node.attrs.get("strides", [1, 1, 1, 1])
     dilations = node.attrs.get("dilations", [1, 1, 1, 1])
     padding = node.attrs.get("padding", "VALID")
-    attributes: dict[str, object] = {
+    attributes: dict[str, Any] = {
         "kernel_shape": list(kernel),
         "strides": [strides[1], strides[2]],
         "dilations": [dilations[1], dilations[2]],
@@ -239,23 +219,23 @@ def _conv(c: _Converter, node: TfjsNode, depthwise: bool) -> str:
     attributes = _conv_attributes(c, node, (rows, cols))
     if depthwise:
         attributes["group"] = channels
-    return c.emit("Conv", [tensor, c.constant(f"{node.name}/filters", weights)], node.name, **attributes)
+    return c.node("Conv", [tensor, c.constant(f"{node.name}/filters", weights)], node.name, **attributes)
 
 
 def _activation(c: _Converter, node: TfjsNode, tensor: str, name: str, extra: list[str]) -> str:
     """One fused activation after a fused convolution or matrix product."""
     if name == "Relu":
-        return c.emit("Relu", [tensor], f"{node.name}/relu")
+        return c.node("Relu", [tensor], f"{node.name}/relu")
     if name == "Relu6":
         return _clip(c, tensor, f"{node.name}/relu6", 0.0, 6.0)
     if name == "Elu":
-        return c.emit("Elu", [tensor], f"{node.name}/elu")
+        return c.node("Elu", [tensor], f"{node.name}/elu")
     if name == "Sigmoid":
-        return c.emit("Sigmoid", [tensor], f"{node.name}/sigmoid")
+        return c.node("Sigmoid", [tensor], f"{node.name}/sigmoid")
     if name == "LeakyRelu":
-        return c.emit("LeakyRelu", [tensor], f"{node.name}/leakyrelu", alpha=float(node.attrs.get("leakyrelu_alpha", 0.2)))
+        return c.node("LeakyRelu", [tensor], f"{node.name}/leakyrelu", alpha=float(node.attrs.get("leakyrelu_alpha", 0.2)))
     if name == "Prelu" and extra:
-        return c.emit("PRelu", [tensor, extra[0]], f"{node.name}/prelu")
+        return c.node("PRelu", [tensor, extra[0]], f"{node.name}/prelu")
     raise c.fail(node, f"fused activation {name!r} is not supported")
 
 
@@ -266,7 +246,7 @@ def _fused(c: _Converter, node: TfjsNode, tensor: str, nchw: bool) -> str:
     if fused and fused[0] == "BiasAdd":
         if not extra:
             raise c.fail(node, "BiasAdd is fused but no bias is given")
-        tensor = c.emit("Add", [tensor, extra.pop(0)], f"{node.name}/bias")
+        tensor = c.node("Add", [tensor, extra.pop(0)], f"{node.name}/bias")
         fused.pop(0)
     if len(fused) > 1:
         raise c.fail(node, f"fused ops {node.attrs.get('fused_ops')} are not supported")
@@ -295,10 +275,10 @@ def _matmul_product(c: _Converter, node: TfjsNode) -> str:
         raise c.fail(node, "only products of 2-D tensors are supported")
     left, right = c.tensor(a, f"{node.name}/a"), c.tensor(b, f"{node.name}/b")
     if node.attrs.get("transpose_a"):
-        left = c.emit("Transpose", [left], f"{node.name}/a_t", perm=[1, 0])
+        left = c.node("Transpose", [left], f"{node.name}/a_t", perm=[1, 0])
     if node.attrs.get("transpose_b"):
-        right = c.emit("Transpose", [right], f"{node.name}/b_t", perm=[1, 0])
-    return c.emit("MatMul", [left, right], node.name)
+        right = c.node("Transpose", [right], f"{node.name}/b_t", perm=[1, 0])
+    return c.node("MatMul", [left, right], node.name)
 
 
 def _matmul(c: _Converter, node: TfjsNode) -> Value:
@@ -320,7 +300,7 @@ def _clip(c: _Converter, tensor: str, name: str, low: float | None, high: float 
     bounds = [c.constant(f"{name}/min", np.array(low, np.float32)) if low is not None else ""]
     if high is not None:
         bounds.append(c.constant(f"{name}/max", np.array(high, np.float32)))
-    return c.emit("Clip", [tensor, *bounds], name)
+    return c.node("Clip", [tensor, *bounds], name)
 
 
 def _binary(c: _Converter, node: TfjsNode) -> Value:
@@ -339,7 +319,7 @@ def _binary(c: _Converter, node: TfjsNode) -> Value:
             low, high = (level, None) if op == "Maximum" else (None, level)
             return Value(_clip(c, c.tensor(tensor, node.name, nchw=nchw), node.name, low, high), rank, nchw=nchw)
     inputs = [c.tensor(v, f"{node.name}/{i}", nchw=nchw) for i, v in enumerate((a, b))]
-    return Value(c.emit(_ONNX_BINARY[node.op], inputs, node.name), rank, nchw=nchw)
+    return Value(c.node(_ONNX_BINARY[node.op], inputs, node.name), rank, nchw=nchw)
 
 
 _ONNX_UNARY = {"Relu": "Relu", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "Elu": "Elu", "Abs": "Abs", "Sqrt": "Sqrt", "Exp": "Exp", "Log": "Log", "Neg": "Neg"}  # fmt: skip
@@ -351,11 +331,11 @@ def _unary(c: _Converter, node: TfjsNode) -> Value:
     if node.op == "Relu6":
         out = _clip(c, tensor, node.name, 0.0, 6.0)
     elif node.op == "Square":
-        out = c.emit("Mul", [tensor, tensor], node.name)
+        out = c.node("Mul", [tensor, tensor], node.name)
     elif node.op == "Rsqrt":
-        out = c.emit("Reciprocal", [c.emit("Sqrt", [tensor], f"{node.name}/sqrt")], node.name)
+        out = c.node("Reciprocal", [c.node("Sqrt", [tensor], f"{node.name}/sqrt")], node.name)
     else:
-        out = c.emit(_ONNX_UNARY[node.op], [tensor], node.name)
+        out = c.node(_ONNX_UNARY[node.op], [tensor], node.name)
     return Value(out, value.rank, nchw=value.nchw)
 
 
@@ -370,16 +350,16 @@ def _reduce(c: _Converter, node: TfjsNode) -> Value:
     op = {"Mean": "ReduceMean", "Sum": "ReduceSum", "Max": "ReduceMax"}[node.op]
     keepdims = int(keep)
     if op == "ReduceSum":  # opset 13+: axes are an input
-        out = c.emit(op, [tensor, c.constant(f"{node.name}/axes", np.array(onnx_axes, np.int64))], node.name, keepdims=keepdims)
+        out = c.node(op, [tensor, c.constant(f"{node.name}/axes", np.array(onnx_axes, np.int64))], node.name, keepdims=keepdims)
     else:
-        out = c.emit(op, [tensor], node.name, axes=onnx_axes, keepdims=keepdims)
+        out = c.node(op, [tensor], node.name, axes=onnx_axes, keepdims=keepdims)
     rank = (value.rank or 0) if keep else (value.rank or 0) - len(axes)
     return Value(out, rank, nchw=on_nchw and keep)
 
 
 def _softmax(c: _Converter, node: TfjsNode) -> Value:
     value = c.values[node.inputs[0]]
-    return Value(c.emit("Softmax", [c.tensor(value, node.name, nchw=False)], node.name, axis=-1), value.rank)
+    return Value(c.node("Softmax", [c.tensor(value, node.name, nchw=False)], node.name, axis=-1), value.rank)
 
 
 def _pad(c: _Converter, node: TfjsNode) -> Value:
@@ -397,14 +377,14 @@ def _pad(c: _Converter, node: TfjsNode) -> Value:
         if node.attrs.get("mode") != "REFLECT":
             raise c.fail(node, f"mirror pad mode {node.attrs.get('mode')!r} is not supported (REFLECT only)")
         mode = "reflect"
-    return Value(c.emit("Pad", inputs, node.name, mode=mode), 4, nchw=True)
+    return Value(c.node("Pad", inputs, node.name, mode=mode), 4, nchw=True)
 
 
 def _reshape(c: _Converter, node: TfjsNode) -> Value:
     value = c.values[node.inputs[0]]
     shape = c.const_input(node, 1).astype(np.int64).reshape(-1)
     tensor = c.tensor(value, node.name, nchw=False)  # TF reshapes in NHWC order
-    return Value(c.emit("Reshape", [tensor, c.constant(f"{node.name}/shape", shape)], node.name), len(shape))
+    return Value(c.node("Reshape", [tensor, c.constant(f"{node.name}/shape", shape)], node.name), len(shape))
 
 
 def _squeeze(c: _Converter, node: TfjsNode) -> Value:
@@ -413,7 +393,7 @@ def _squeeze(c: _Converter, node: TfjsNode) -> Value:
     if not axes or value.rank is None:
         raise c.fail(node, "a squeeze needs explicit axes")
     tensor = c.tensor(value, node.name, nchw=False)
-    out = c.emit("Squeeze", [tensor, c.constant(f"{node.name}/axes", np.array(axes, np.int64))], node.name)
+    out = c.node("Squeeze", [tensor, c.constant(f"{node.name}/axes", np.array(axes, np.int64))], node.name)
     return Value(out, value.rank - len(axes))
 
 

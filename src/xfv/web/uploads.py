@@ -31,7 +31,7 @@ from xfv.faces import AlignedFace, Box, FaceChoice, FaceReport, align_face, deco
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import OcclusionSettings
 from xfv.method.xmaps import METHODS, check_methods
-from xfv.models import BUILTIN_MODELS, FaceModel, get_model
+from xfv.models import FaceModel, get_model, listed_model_names
 from xfv.pipeline.explain import explain_pair
 from xfv.pipeline.verify import confidence_of, model_calibrator, resolve_threshold, verify_faces
 from xfv.store import Store
@@ -229,9 +229,9 @@ class Uploads:
 
     @staticmethod
     def allowed_models(session: Session) -> list[str]:
-        """Models a visitor may choose: the built-in ones and those with stored results (never a path)."""
+        """Models a visitor may choose: the built-in and installed ones and those with stored results (never a path)."""
         stored = session.scalars(select(Model.name).order_by(Model.name))
-        return list(dict.fromkeys([*BUILTIN_MODELS, *stored]))
+        return list(dict.fromkeys([*listed_model_names(), *stored]))
 
     def _model(self, session: Session, name: str) -> FaceModel:
         allowed = self.allowed_models(session)
