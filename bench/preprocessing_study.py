@@ -29,7 +29,14 @@ from tqdm import tqdm
 from xfv.cache import default_cache
 from xfv.datasets import read_protocol
 from xfv.faces import load_image
-from xfv.faces.align import ARCFACE_TEMPLATE, FaceLocation, arcface_points, locate_photo, warp_to_template
+from xfv.faces.align import (
+    ARCFACE_TEMPLATE,
+    FaceLocation,
+    arcface_points,
+    locate_photo,
+    warp_to_template,
+    zoomed_template,
+)
 from xfv.method.distances import cosine_distance
 from xfv.models.npm_models import CATALOGUE, load
 from xfv.models.onnx_model import OnnxModel
@@ -44,7 +51,7 @@ Crop = Callable[[np.ndarray, FaceLocation, int], np.ndarray]
 
 def template_crop(zoom: float) -> Crop:
     """The ArcFace template, zoomed out about the face centre by ``zoom`` < 1 (a looser crop)."""
-    template = (ARCFACE_TEMPLATE - 56.0) * zoom + 56.0
+    template = zoomed_template(ARCFACE_TEMPLATE, zoom)
     return lambda image, location, size: warp_to_template(image, arcface_points(location.points68), template, size)
 
 
@@ -92,11 +99,15 @@ def variants(model: str) -> list[Variant]:
             Variant("arcface", "ArcFace template, BGR, Caffe means (the issue's recipe)", template_crop(1.0), *caffe),
             Variant("arcface-rgb", "ArcFace template, RGB, Caffe means", template_crop(1.0), "RGB", CAFFE_BGR_MEAN[::-1], (1.0, 1.0, 1.0)),
             Variant("arcface-127", "ArcFace template, BGR, (x - 127.5) / 127.5", template_crop(1.0), "BGR", (127.5,) * 3, (127.5,) * 3),
+            Variant("arcface-0.95", "ArcFace template zoomed out to 0.95, BGR, Caffe", template_crop(0.95), *caffe),
             Variant("arcface-0.9", "ArcFace template zoomed out to 0.9, BGR, Caffe", template_crop(0.9), *caffe),
+            Variant("arcface-0.85", "ArcFace template zoomed out to 0.85, BGR, Caffe", template_crop(0.85), *caffe),
             Variant("arcface-0.8", "ArcFace template zoomed out to 0.8, BGR, Caffe", template_crop(0.8), *caffe),
             Variant("arcface-0.7", "ArcFace template zoomed out to 0.7, BGR, Caffe", template_crop(0.7), *caffe),
             Variant("dlib-0.25", "dlib chip, padding 0.25, BGR, Caffe", dlib_chip(0.25), *caffe),
+            Variant("dlib-0.4", "dlib chip, padding 0.4, BGR, Caffe", dlib_chip(0.4), *caffe),
             Variant("dlib-0.5", "dlib chip, padding 0.5, BGR, Caffe", dlib_chip(0.5), *caffe),
+            Variant("dlib-0.6", "dlib chip, padding 0.6, BGR, Caffe", dlib_chip(0.6), *caffe),
             Variant("box-0.1", "detector box + 10% a side, unrotated, BGR, Caffe", box_crop(0.1), *caffe),
             Variant("box-0.3", "detector box + 30% a side, unrotated, BGR, Caffe", box_crop(0.3), *caffe),
         ]
@@ -105,6 +116,8 @@ def variants(model: str) -> list[Variant]:
         Variant("arcface", "ArcFace template, RGB", template_crop(1.0), "RGB", *none),
         Variant("arcface-bgr", "ArcFace template, BGR", template_crop(1.0), "BGR", *none),
         Variant("arcface-0.9", "ArcFace template zoomed out to 0.9, RGB", template_crop(0.9), "RGB", *none),
+        Variant("arcface-0.95", "ArcFace template zoomed out to 0.95, RGB", template_crop(0.95), "RGB", *none),
+        Variant("arcface-1.05", "ArcFace template zoomed in to 1.05, RGB", template_crop(1.05), "RGB", *none),
         Variant("arcface-1.1", "ArcFace template zoomed in to 1.1, RGB", template_crop(1.1), "RGB", *none),
         Variant("dlib-0.25", "dlib chip, padding 0.25, RGB", dlib_chip(0.25), "RGB", *none),
     ]
@@ -158,7 +171,7 @@ def main() -> None:
     cache = default_cache()
     results = []
     for variant in chosen:
-        key = f"study:{network.spec.cache_key}:{variant.name}:{variant.description}:{len(paths)}"
+        key = f"study:{network.onnx_spec.path.name}:{variant.name}:{variant.description}:{len(paths)}"
         start = time.perf_counter()
         embeddings = cache.get(key)
         if embeddings is None:

@@ -172,3 +172,25 @@ def test_evaluate_all_models_on_an_lfw_slice(npm_models: list[str], lfw_root: Pa
     table = xfv_cli("evaluate", "--protocol", "lfw", "--root", str(root), "--model", "all").stdout
     lines = table.splitlines()
     assert "3 models" in lines[0] and [line.split()[0] for line in lines[2:]] == ["dlib", "faceres", "mobileface"]
+
+
+def test_compute_stores_the_results_of_several_models(npm_models: list[str], lfw_root: Path, tmp_path: Path) -> None:
+    from tests.conftest import lfw_slice
+    from tests.synthetic import result_table
+    from xfv.datasets import read_protocol
+    from xfv.pipeline.evaluate import evaluate
+    from xfv.store import open_store
+
+    root = lfw_slice(lfw_root, tmp_path / "lfw", per_class=3)
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    ingested = xfv_cli("ingest", "--protocol", "lfw", "--root", str(root), "--name", "slice", "--database-url", url, "--quiet")
+    assert ingested.returncode == 0, ingested.stderr
+    for name in ("dlib", "mobileface"):
+        done = xfv_cli("compute", "--dataset", "slice", "--model", name, "--database-url", url, "--quiet")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"slice x {name}: 60 pairs")
+    store = open_store(url)
+    expected = evaluate(read_protocol("lfw", root), get_model("mobileface"), "lfw-funneled", progress=False)
+    table = result_table(store, "slice", "mobileface")
+    assert np.allclose([row[1] for row in table], expected.distances, rtol=0, atol=1e-6)
+    assert len(result_table(store, "slice", "dlib")) == 60

@@ -30,7 +30,7 @@ from xfv.models.tfjs_graph import TfjsGraph, TfjsNode, read_tfjs_graph, weight_f
 from xfv.models.weights import sha256_of_file, write_atomically
 
 #: Bump when the converter's output changes, so cached conversions are rebuilt.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 OPSET = 17
 INPUT_NAME = "image"
 OUTPUT_NAME = "embedding"
@@ -66,6 +66,60 @@ class _Converter(GraphBuilder):
         self.graph = graph
         self.values: dict[str, Value] = {}
         self.input_shape: list[int] | None = None
+        #: Bounds (low, high; None: open) of the clamps written (Relu and Clip), by output name.
+        self.clamps: dict[str, tuple[float | None, float | None]] = {}
+
+    def clamp(self, tensor: str, name: str, low: float | None, high: float | None) -> str:
+        """``tensor`` clamped to [low, high]: a Relu for [0, inf), a Clip otherwise."""
+        if (low, high) == (0.0, None):
+            out = self.node("Relu", [tensor], name)
+        else:
+            bounds = [self.constant(f"{name}/min", np.array(low, np.float32)) if low is not None else ""]
+            if high is not None:
+                bounds.append(self.constant(f"{name}/max", np.array(high, np.float32)))
+            out = self.node("Clip", [tensor, *bounds], name)
+        self.clamps[out] = (low, high)
+        return out
+
+    def merge_clamps(self, outputs: set[str]) -> None:
+        """Fold each chain of clamps into one Clip (TF's Relu6 is Relu, Minimum 6, Maximum 0):
+        exact, and ONNX Runtime then fuses the one Clip into the convolution before it."""
+        uses: dict[str, int] = {}
+        for node in self.nodes:
+            for name in node.input:
+                uses[name] = uses.get(name, 0) + 1
+        kept: list[onnx.NodeProto | None] = []
+        producers: dict[str, int] = {}
+        for node in self.nodes:
+            position = producers.get(node.input[0]) if node.output[0] in self.clamps and node.input else None
+            source = kept[position] if position is not None else None
+            if source is not None and position is not None and self._mergeable(source, uses, outputs):
+                merged = self._merged_clamp(source, node)
+                if merged is not None:
+                    kept[position] = None
+                    node = merged
+            producers[node.output[0]] = len(kept)
+            kept.append(node)
+        self.nodes = [node for node in kept if node is not None]
+        used = {name for node in self.nodes for name in node.input}
+        self.initializers = [tensor for tensor in self.initializers if tensor.name in used]
+
+    def _mergeable(self, source: onnx.NodeProto, uses: dict[str, int], outputs: set[str]) -> bool:
+        name = source.output[0]
+        return name in self.clamps and uses.get(name) == 1 and name not in outputs
+
+    def _merged_clamp(self, source: onnx.NodeProto, node: onnx.NodeProto) -> onnx.NodeProto | None:
+        """One Clip doing ``source`` then ``node`` (both clamps), or None when they do not overlap."""
+        (low1, high1), (low2, high2) = self.clamps[source.output[0]], self.clamps[node.output[0]]
+        low = max((v for v in (low1, low2) if v is not None), default=None)
+        high = min((v for v in (high1, high2) if v is not None), default=None)
+        if low is not None and high is not None and low > high:
+            return None
+        bounds = [self.constant(f"{node.name}/min", np.array(low, np.float32)) if low is not None else ""]
+        if high is not None:
+            bounds.append(self.constant(f"{node.name}/max", np.array(high, np.float32)))
+        self.clamps[node.output[0]] = (low, high)
+        return helper.make_node("Clip", [source.input[0], *bounds], [node.output[0]], name=node.name)
 
     def fail(self, node: TfjsNode, message: str) -> ModelError:
         return ModelError(f"{self.graph.source}: {node.describe()}: {message}")
@@ -116,6 +170,7 @@ class _Converter(GraphBuilder):
             raise ModelError(f"{self.graph.source}: output {output!r} is a constant")
         final = self.tensor(result, "output", nchw=False)
         rank = result.rank or 2
+        self.merge_clamps({final})
         self.nodes.append(helper.make_node("Identity", [final], [OUTPUT_NAME], name=OUTPUT_NAME))
         if self.input_shape is None:
             raise ModelError(f"{self.graph.source}: output {output!r} does not depend on an input")
@@ -225,9 +280,9 @@ def _conv(c: _Converter, node: TfjsNode, depthwise: bool) -> str:
 def _activation(c: _Converter, node: TfjsNode, tensor: str, name: str, extra: list[str]) -> str:
     """One fused activation after a fused convolution or matrix product."""
     if name == "Relu":
-        return c.node("Relu", [tensor], f"{node.name}/relu")
+        return c.clamp(tensor, f"{node.name}/relu", 0.0, None)
     if name == "Relu6":
-        return _clip(c, tensor, f"{node.name}/relu6", 0.0, 6.0)
+        return c.clamp(tensor, f"{node.name}/relu6", 0.0, 6.0)
     if name == "Elu":
         return c.node("Elu", [tensor], f"{node.name}/elu")
     if name == "Sigmoid":
@@ -296,13 +351,6 @@ _NUMPY_BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 _ONNX_BINARY = {"Add": "Add", "AddV2": "Add", "BiasAdd": "Add", "Sub": "Sub", "Mul": "Mul", "RealDiv": "Div", "Maximum": "Max", "Minimum": "Min"}
 
 
-def _clip(c: _Converter, tensor: str, name: str, low: float | None, high: float | None) -> str:
-    bounds = [c.constant(f"{name}/min", np.array(low, np.float32)) if low is not None else ""]
-    if high is not None:
-        bounds.append(c.constant(f"{name}/max", np.array(high, np.float32)))
-    return c.node("Clip", [tensor, *bounds], name)
-
-
 def _binary(c: _Converter, node: TfjsNode) -> Value:
     """Element-wise ops with broadcasting; a scalar bound of Minimum/Maximum becomes a Clip."""
     op = "Add" if node.op in ("AddV2", "BiasAdd") else node.op
@@ -317,19 +365,19 @@ def _binary(c: _Converter, node: TfjsNode) -> Value:
         if bound.const is not None and bound.const.size == 1:
             level = float(bound.const.reshape(()))
             low, high = (level, None) if op == "Maximum" else (None, level)
-            return Value(_clip(c, c.tensor(tensor, node.name, nchw=nchw), node.name, low, high), rank, nchw=nchw)
+            return Value(c.clamp(c.tensor(tensor, node.name, nchw=nchw), node.name, low, high), rank, nchw=nchw)
     inputs = [c.tensor(v, f"{node.name}/{i}", nchw=nchw) for i, v in enumerate((a, b))]
     return Value(c.node(_ONNX_BINARY[node.op], inputs, node.name), rank, nchw=nchw)
 
 
-_ONNX_UNARY = {"Relu": "Relu", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "Elu": "Elu", "Abs": "Abs", "Sqrt": "Sqrt", "Exp": "Exp", "Log": "Log", "Neg": "Neg"}  # fmt: skip
+_ONNX_UNARY = {"Sigmoid": "Sigmoid", "Tanh": "Tanh", "Elu": "Elu", "Abs": "Abs", "Sqrt": "Sqrt", "Exp": "Exp", "Log": "Log", "Neg": "Neg"}  # fmt: skip
 
 
 def _unary(c: _Converter, node: TfjsNode) -> Value:
     value = c.values[node.inputs[0]]
     tensor = c.tensor(value, node.name)
-    if node.op == "Relu6":
-        out = _clip(c, tensor, node.name, 0.0, 6.0)
+    if node.op in ("Relu", "Relu6"):
+        out = c.clamp(tensor, node.name, 0.0, 6.0 if node.op == "Relu6" else None)
     elif node.op == "Square":
         out = c.node("Mul", [tensor, tensor], node.name)
     elif node.op == "Rsqrt":
@@ -408,7 +456,7 @@ HANDLERS: dict[str, Callable[[_Converter, TfjsNode], Value]] = {
     "MatMul": _matmul,
     "_FusedMatMul": _fused_matmul,
     **{op: _binary for op in _ONNX_BINARY},
-    **{op: _unary for op in (*_ONNX_UNARY, "Relu6", "Square", "Rsqrt")},
+    **{op: _unary for op in (*_ONNX_UNARY, "Relu", "Relu6", "Square", "Rsqrt")},
     "Mean": _reduce,
     "Sum": _reduce,
     "Max": _reduce,
