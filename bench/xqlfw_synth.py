@@ -79,19 +79,26 @@ def metrics(results: dict[str, OutOfFold], same: np.ndarray) -> dict[str, dict[s
     return {name: {k: round(v, 5) for k, v in calibration_metrics(r, same).items() if k in METRICS} for name, r in results.items()}
 
 
-def bootstrap(results: dict[str, OutOfFold], same: np.ndarray, draws: int = 1000) -> dict[str, list[float]]:
-    """Quality-aware minus plain C-Score, ECE and error AUROC: mean and 95% interval over pairs resampled."""
+def bootstrap(results: dict[str, OutOfFold], same: np.ndarray, draws: int = 1000) -> dict[str, dict[str, Any]]:
+    """Quality-aware minus plain C-Score, ECE and error AUROC: the difference and its 95% percentile
+    interval over ``draws`` resamplings of the pairs (both methods scored on the same resample)."""
     plain, aware = results["cscore"], results["cscore-quality"]
     correct = plain.predicted_same == same
+    measures = {"ece": expected_calibration_error, "error_auroc": error_auroc}
+
+    def difference(metric: Any, index: np.ndarray) -> float:
+        return float(metric(aware.confidence[index], correct[index]) - metric(plain.confidence[index], correct[index]))
+
     rng = np.random.default_rng(0)
-    differences: dict[str, list[float]] = {"ece": [], "error_auroc": []}
-    for _ in range(draws):
-        i = rng.integers(0, len(same), len(same))
-        differences["ece"].append(
-            expected_calibration_error(aware.confidence[i], correct[i]) - expected_calibration_error(plain.confidence[i], correct[i])
-        )
-        differences["error_auroc"].append(error_auroc(aware.confidence[i], correct[i]) - error_auroc(plain.confidence[i], correct[i]))
-    return {k: [round(float(np.mean(v)), 4), *(round(float(x), 4) for x in np.percentile(v, [2.5, 97.5]))] for k, v in differences.items()}
+    samples = [rng.integers(0, len(same), len(same)) for _ in range(draws)]
+    everything = np.arange(len(same))
+    return {
+        name: {
+            "difference": round(difference(metric, everything), 4),
+            "interval_95": [round(float(x), 4) for x in np.percentile([difference(metric, i) for i in samples], [2.5, 97.5])],
+        }
+        for name, metric in measures.items()
+    }
 
 
 def main() -> None:
@@ -144,7 +151,8 @@ def main() -> None:
         print(scope)
         for method in ("cscore", "cscore-quality", "platt", "isotonic"):
             print(f"  {method:15s}" + " ".join(f"{k} {table[method][k]:.4f}" for k in METRICS))
-        print(f"  quality-aware minus plain (mean, 95% interval): {table['quality_aware_minus_plain']}")
+        for name, change in table["quality_aware_minus_plain"].items():
+            print(f"  quality-aware minus plain {name}: {change['difference']:+.4f} (95% interval {change['interval_95']})")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ XQLFW list and real LFW images (the full 7,263-image run is a README figure)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -203,6 +204,13 @@ def test_bad_inputs_are_one_line_errors(small_pairs: Path, small_tree: Path, tmp
     assert not (tmp_path / "new").exists()  # nothing written before the inputs were checked
     with pytest.raises(XfvError, match="outside the LFW folder"):
         make_xqlfw_synth(LFW_ROOT, small_pairs, LFW_ROOT / "degraded", progress=False)
+    folder = os.open(small_tree, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # as a run in progress holds it
+        with pytest.raises(XfvError, match="another make-xqlfw-synth run is writing this folder"):
+            make_xqlfw_synth(LFW_ROOT, small_pairs, small_tree, progress=False)
+    finally:
+        os.close(folder)
 
 
 # --- reading, ingest, the web pages --------------------------------------------------------------

@@ -184,7 +184,7 @@ def run_calibration_report(args: argparse.Namespace) -> int:
         "dataset": pairs.name,
         "input_mode": mode,
         "model": model.spec.name,
-        "n_pairs": len(pairs),
+        "n_pairs": len(distances),
         "calibration": args.calibration,
         "quality": "lower image quality of the pair (xfv.faces.quality), in the dataset's input mode",
         "figures": {},

@@ -159,7 +159,8 @@ def lfw_images_folder(root: Path) -> Path:
 
 
 def _read_lfw(root: Path) -> PairList:
-    return read_lfw_pairs(_first_existing(root, ("pairs.txt",), "pairs file"), lfw_images_folder(root), "lfw")
+    images = lfw_images_folder(root)
+    return read_lfw_pairs(_first_existing(root, ("pairs.txt",), "pairs file"), images, "lfw")
 
 
 def _read_calfw(root: Path) -> PairList:

@@ -48,7 +48,7 @@ from PIL import Image, ImageFilter, features
 from tqdm import tqdm
 
 from xfv.cache import content_hash
-from xfv.datasets import xqlfw_synth
+from xfv.datasets import PairList, xqlfw_synth
 from xfv.datasets.readers import lfw_images_folder, read_lfw_pairs
 from xfv.datasets.xqlfw_synth import TreeHeader
 from xfv.errors import DatasetError, XfvError
@@ -257,15 +257,16 @@ def _check_header(found: TreeHeader, wanted: TreeHeader, out: Path) -> None:
     )
 
 
-def _previous_records(out: Path, lfw_root: Path, header: TreeHeader) -> dict[str, ImageRecord]:
-    """The images an earlier run of the same seed, recipe and pair list recorded in ``out`` (its
-    manifest, then its journal); a clear error if ``out`` holds anything else."""
+def _check_location(out: Path, lfw_root: Path) -> None:
     if out == lfw_root or lfw_root in out.parents or out in lfw_root.parents:
         raise XfvError(f"{out}: the output folder must lie outside the LFW folder {lfw_root}, and not hold it")
-    if not out.exists():
-        return {}
-    if not out.is_dir():
+    if out.exists() and not out.is_dir():
         raise XfvError(f"{out}: exists and is not a folder")
+
+
+def _previous_records(out: Path, header: TreeHeader) -> dict[str, ImageRecord]:
+    """The images an earlier run of the same seed, recipe and pair list recorded in ``out`` (its
+    manifest, then its journal); a clear error if ``out`` holds anything else."""
     manifest, journal = out / xqlfw_synth.MANIFEST_FILE, out / xqlfw_synth.JOURNAL_FILE
     if journal.is_file() and not journal.read_bytes().strip():
         journal.unlink()  # a run killed before it wrote its first line
@@ -301,14 +302,10 @@ def _read_json(text: str, source: Path) -> Any:
 
 @contextmanager
 def _journal(out: Path, header: TreeHeader) -> Iterator[IO[str]]:
-    """The journal, opened for appending under an exclusive lock (one writer per tree)."""
+    """The journal, opened for appending (its first line: the header)."""
     path = out / xqlfw_synth.JOURNAL_FILE
     fresh = not path.is_file()
     with open(path, "a", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise XfvError(f"{out}: another make-xqlfw-synth run is writing this folder") from None
         if fresh:
             handle.write(json.dumps(header.to_dict()) + "\n")
             handle.flush()
@@ -337,59 +334,90 @@ def _summary(records: list[ImageRecord], edges: list[tuple[str, str]]) -> dict[s
     }
 
 
-def make_xqlfw_synth(lfw_root: Path, pairs_file: Path, out: Path, seed: int = 0, progress: bool = True) -> SynthReport:
-    """Write (or finish, or verify) the tree of XQLFW pairs on LFW images degraded with ``seed``."""
-    lfw_root, out = Path(lfw_root).expanduser().resolve(), Path(out).expanduser().resolve()
+@dataclass(frozen=True)
+class Plan:
+    """Every image of the tree (path under the tree -> LFW source), its source's hash and quality,
+    its side and its degradation, and the pairs as (path, path)."""
+
+    sources: dict[str, Path]
+    source_hashes: dict[str, str]
+    quality: dict[str, float]
+    sides: dict[str, str]
+    degradations: dict[str, Degradation]
+    edges: list[tuple[str, str]]
+
+
+def _plan(pairs: PairList, images: Path, seed: int, progress: bool) -> Plan:
+    """What the tree of ``pairs`` holds for ``seed``: a function of the inputs only."""
+    sources = {_relative(path, images): path for path in pairs.unique_images()}
+    names = list(sources)
+    quality = dict(zip(names, image_qualities(list(sources.values()), xqlfw_synth.INPUT_MODE, progress=progress).tolist()))
+    edges = [(_relative(p.image1, images), _relative(p.image2, images)) for p in pairs.pairs]
+    sides = assign_sides(edges, quality, seed)
+    return Plan(
+        sources,
+        {name: content_hash(path.read_bytes()) for name, path in sources.items()},
+        quality,
+        sides,
+        {name: draw_degradation(seed, name, sides[name], quality[name]) for name in names},
+        edges,
+    )
+
+
+def _read_inputs(lfw_root: Path, pairs_file: Path) -> tuple[Path, PairList]:
+    """LFW's image folder and the pair list on it; every image the list names must be there."""
     if not lfw_root.is_dir():
         raise DatasetError(f"{lfw_root}: LFW folder not found")
     images = lfw_images_folder(lfw_root)
-    pairs = read_lfw_pairs(Path(pairs_file), images, "xqlfw")
-    sources = pairs.unique_images()
-    missing = [path for path in sources if not path.is_file()]
+    pairs = read_lfw_pairs(pairs_file, images, "xqlfw")
+    missing = [path for path in pairs.unique_images() if not path.is_file()]
     if missing:
         shown = ", ".join(str(path.relative_to(images)) for path in missing[:3]) + (", ..." if len(missing) > 3 else "")
         raise DatasetError(f"{len(missing)} image(s) of {pairs_file} are missing under {images}: {shown}")
+    return images, pairs
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """``out`` (created if new) locked for this run alone, so two runs never clean up each other's files."""
+    out.mkdir(parents=True, exist_ok=True)
+    folder = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise XfvError(f"{out}: another make-xqlfw-synth run is writing this folder") from None
+        yield
+    finally:
+        os.close(folder)
+
+
+def make_xqlfw_synth(lfw_root: Path, pairs_file: Path, out: Path, seed: int = 0, progress: bool = True) -> SynthReport:
+    """Write (or finish, or verify) the tree of XQLFW pairs on LFW images degraded with ``seed``."""
+    lfw_root, out = Path(lfw_root).expanduser().resolve(), Path(out).expanduser().resolve()
+    images, pairs = _read_inputs(lfw_root, Path(pairs_file))
     pairs_bytes = Path(pairs_file).read_bytes()
     header = TreeHeader(seed, RECIPE_VERSION, content_hash(pairs_bytes))
-    done = _previous_records(out, lfw_root, header)
-    for partial in out.rglob(f"*{PARTIAL_SUFFIX}") if out.is_dir() else ():
-        partial.unlink()  # cut short by a killed run
-
-    names = [_relative(path, images) for path in sources]
-    source_hashes = {name: content_hash(path.read_bytes()) for name, path in zip(names, sources)}
-    quality = dict(zip(names, image_qualities(sources, xqlfw_synth.INPUT_MODE, progress=progress).tolist()))
-    edges = [(_relative(p.image1, images), _relative(p.image2, images)) for p in pairs.pairs]
-    sides = assign_sides(edges, quality, seed)
-    plan = {name: draw_degradation(seed, name, sides[name], quality[name]) for name in names}
-
-    def finished(name: str) -> bool:
-        record = done.get(name)
-        target = out / name
-        return (
-            record is not None
-            and record.degradation == plan[name]
-            and record.side == sides[name]
-            and record.source_sha256 == source_hashes[name]
-            and target.is_file()
-            and content_hash(target.read_bytes()) == record.sha256
-        )
-
-    todo = [(name, path) for name, path in zip(names, sources) if not finished(name)]
-    pairs_target = out / xqlfw_synth.PAIRS_FILE
-    if not todo and (out / xqlfw_synth.MANIFEST_FILE).is_file() and pairs_target.is_file() and pairs_target.read_bytes() == pairs_bytes:
-        records = [done[name] for name in names]
-        return SynthReport(out, header, 0, _summary(records, edges))
-    out.mkdir(parents=True, exist_ok=True)
-    with _journal(out, header) as journal:
-        if not pairs_target.is_file() or pairs_target.read_bytes() != pairs_bytes:
-            _atomic_write(pairs_target, pairs_bytes)
-        for name, path in tqdm(todo, desc=f"degrading (seed {seed})", unit="img", disable=not progress):
-            record = _make_image(path, out / name, name, seed, sides[name], plan[name], quality[name], source_hashes[name])
-            done[name] = record
-            journal.write(json.dumps(record.to_dict()) + "\n")
-            journal.flush()
-        records = [done[name] for name in sorted(names)]
-        summary = _summary(records, edges)
+    _check_location(out, lfw_root)
+    with _exclusive(out):
+        done = _previous_records(out, header)
+        for partial in out.rglob(f"*{PARTIAL_SUFFIX}"):
+            partial.unlink()  # cut short by a killed run
+        plan = _plan(pairs, images, seed, progress)
+        todo = [name for name in plan.sources if not _finished(done.get(name), out / name, plan, name)]
+        pairs_target = out / xqlfw_synth.PAIRS_FILE
+        pairs_in_place = pairs_target.is_file() and pairs_target.read_bytes() == pairs_bytes
+        if not todo and pairs_in_place and (out / xqlfw_synth.MANIFEST_FILE).is_file():
+            return SynthReport(out, header, 0, _summary([done[name] for name in plan.sources], plan.edges))
+        with _journal(out, header) as journal:
+            if not pairs_in_place:
+                _atomic_write(pairs_target, pairs_bytes)
+            for name in tqdm(todo, desc=f"degrading (seed {seed})", unit="img", disable=not progress):
+                done[name] = _make_image(plan, name, out / name, seed)
+                journal.write(json.dumps(done[name].to_dict()) + "\n")
+                journal.flush()
+        records = [done[name] for name in sorted(plan.sources)]
+        summary = _summary(records, plan.edges)
         manifest = {
             **header.to_dict(),
             "dataset": xqlfw_synth.DATASET_NAME,
@@ -405,17 +433,29 @@ def make_xqlfw_synth(lfw_root: Path, pairs_file: Path, out: Path, seed: int = 0,
     return SynthReport(out, header, len(todo), summary)
 
 
-def _make_image(
-    source: Path, target: Path, name: str, seed: int, side: str, degradation: Degradation, quality: float, source_hash: str
-) -> ImageRecord:
+def _finished(record: ImageRecord | None, target: Path, plan: Plan, name: str) -> bool:
+    """Whether an earlier run wrote this image as the plan says, and the file is still what it wrote."""
+    return (
+        record is not None
+        and record.degradation == plan.degradations[name]
+        and record.side == plan.sides[name]
+        and record.source_sha256 == plan.source_hashes[name]
+        and target.is_file()
+        and content_hash(target.read_bytes()) == record.sha256
+    )
+
+
+def _make_image(plan: Plan, name: str, target: Path, seed: int) -> ImageRecord:
     """Write one image of the tree (atomically) and return its manifest record."""
-    data = source.read_bytes()
+    data = plan.sources[name].read_bytes()
+    degradation = plan.degradations[name]
+    quality_after = plan.quality[name]
     if degradation.action == "degraded":
         with Image.open(io.BytesIO(data)) as image:
             data = degrade(image.convert("RGB"), degradation, seed, name)
         quality_after = image_quality(decode_image(data, name), xqlfw_synth.INPUT_MODE).score
-    else:
-        quality_after = quality
     target.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(target, data)
-    return ImageRecord(name, source_hash, side, degradation, quality, quality_after, content_hash(data))
+    return ImageRecord(
+        name, plan.source_hashes[name], plan.sides[name], degradation, plan.quality[name], quality_after, content_hash(data)
+    )
