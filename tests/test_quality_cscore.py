@@ -3,10 +3,15 @@ fold-wise protocol and the reports, and its clear errors."""
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from scipy.special import expit
 
+from xfv.datasets import Pair, PairList
 from xfv.method.calibration import (
     CalibrationError,
     Calibrator,
@@ -76,7 +81,7 @@ def test_a_group_too_small_to_fit_uses_the_pooled_curve() -> None:
     assert calibrator.sigmoids_[0] == calibrator.pooled_
 
 
-def test_save_load_and_scalar_prediction(tmp_path) -> None:
+def test_save_load_and_scalar_prediction(tmp_path: Path) -> None:
     d, same, quality, _ = quality_dependent(4000)
     calibrator = QualityCScoreCalibrator(groups=3, bins=200).fit(d, same, quality=quality, model_name="m")
     calibrator.save(tmp_path / "q.json")
@@ -121,3 +126,32 @@ def test_reports_score_it_beside_the_others() -> None:
     assert set(transfer) >= {"cscore", "cscore-quality", "platt", "isotonic", "cscore_range"}
     decided_same = shifted <= transfer["threshold"]
     assert transfer["cscore"]["accuracy"] == pytest.approx(np.mean(decided_same == same))
+
+
+def test_calibrate_command_saves_a_quality_aware_calibration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import xfv.cli.calibration as command
+
+    d, same, quality, folds = quality_dependent(4000)
+    pairs = PairList(
+        "xqlfw-synth", tmp_path, [Pair(Path("a"), Path("b"), "A", "B", bool(s), int(f)) for s, f in zip(same, folds)],
+        input_mode="lfw-funneled",
+    )
+    asked = {}
+
+    def distances_and_quality(p: PairList, m: object, mode: str, with_quality: bool = True) -> tuple:
+        asked.update(mode=mode, with_quality=with_quality)
+        return d, quality if with_quality else None
+
+    monkeypatch.setattr(command, "read_protocol", lambda protocol, root: pairs)
+    monkeypatch.setattr(command, "get_model", lambda name: SimpleNamespace(spec=SimpleNamespace(name="fake")))
+    monkeypatch.setattr(command, "_distances_and_quality", distances_and_quality)
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    out = tmp_path / "q.json"
+    arguments = ["calibrate", "--protocol", "xqlfw", "--root", str(tmp_path), "--method", "cscore-quality"]
+    args = parser.parse_args([*arguments, "--quality-groups", "2", "--out", str(out)])
+    assert args.func(args) == 0
+    assert asked == {"mode": "lfw-funneled", "with_quality": True}
+    loaded = Calibrator.load(out)
+    assert isinstance(loaded, QualityCScoreCalibrator) and loaded.groups == 2 and loaded.model_name_ == "fake"
+    assert loaded.fitted_on_["description"].startswith("XQLFW-SYNTH (4000 pairs, input mode lfw-funneled)")
