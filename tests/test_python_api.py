@@ -124,6 +124,7 @@ def test_protocol_and_model_registries() -> None:
     assert xfv.PROTOCOLS["xqlfw"].input_mode == "aligned" and xfv.PROTOCOLS["lfw"].input_mode == "lfw-funneled"
     with pytest.raises(DatasetError, match="unknown protocol 'nope': use one of lfw, calfw"):
         xfv.read_protocol("nope", ".")
-    assert BUILTIN_MODELS == tuple(BUILTIN) == ("dlib", "dlib-native")
+    assert BUILTIN_MODELS == ("dlib", "dlib-native")  # offered for choice; dlib-int8 is asked for by name
+    assert tuple(BUILTIN) == ("dlib", "dlib-native", "dlib-int8")
     with pytest.raises(ModelError, match="unknown model 'nope': use one of dlib, dlib-native"):
         get_model("nope")
