@@ -27,3 +27,7 @@ class ModelError(XfvError):
 
 class MethodError(XfvError):
     """An X-Map method that is not registered (see ``xfv.method.xmaps.XMAP_METHODS``)."""
+
+
+class NotFoundError(XfvError):
+    """A pair, image, map, job or upload that the store does not hold (the web answers 404)."""

@@ -19,6 +19,7 @@ import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from xfv.errors import NotFoundError
 from xfv.faces import align_face, load_image
 from xfv.method.occlusion import OcclusionSettings
 from xfv.method.xmaps import METHODS, check_methods
@@ -26,19 +27,14 @@ from xfv.models import get_model
 from xfv.pipeline.explain import explain_pair_progressively
 from xfv.store import Store
 from xfv.store.arrays import pack_maps, unpack_maps, xmap_arrays
+from xfv.store.catalog import find_model, register_model
+from xfv.store.images import image_file
 from xfv.store.models import Model
-from xfv.store.repository import (
-    XMapRecord,
-    add_xmaps,
-    find_model,
-    missing_xmap_methods,
-    occlusion_setting,
-    register_model,
-)
-from xfv.web.errors import ConflictError, NotFoundError
+from xfv.store.pairs import get_pair
+from xfv.store.xmaps import XMapRecord, add_xmaps, missing_xmap_methods, occlusion_setting, stored_maps, xmap_blob
+from xfv.web.errors import ConflictError
 from xfv.web.jobs import Job, JobManager
 from xfv.web.lru import LRU
-from xfv.web.queries import get_pair, image_file, stored_maps, xmap_blob
 from xfv.web.render import Display, png, render_map, select_map
 
 
