@@ -12,8 +12,8 @@ import pytest
 from scipy.special import expit
 
 from tests.test_cscore import lfw_like, two_gaussians
+from xfv.errors import CalibrationError
 from xfv.method.calibration import (
-    CalibrationError,
     Calibrator,
     IsotonicCalibrator,
     PlattCalibrator,
@@ -31,6 +31,7 @@ from xfv.method.calibration_report import (
     risk_coverage_curve,
 )
 from xfv.method.thresholds import best_threshold
+from xfv.pipeline.calibrate import load_calibrator, save_calibrator
 
 # --- baselines -----------------------------------------------------------------------------------
 
@@ -72,8 +73,8 @@ def test_isotonic_is_non_increasing_and_clipped() -> None:
 @pytest.mark.parametrize("kind", [PlattCalibrator, IsotonicCalibrator])
 def test_baselines_save_and_load(kind: type[Calibrator], tmp_path: Path) -> None:
     calibrator = kind().fit(*two_gaussians(), model_name="m", data_description="synthetic")
-    calibrator.save(tmp_path / "c.json")
-    loaded = Calibrator.load(tmp_path / "c.json")
+    save_calibrator(calibrator, tmp_path / "c.json")
+    loaded = load_calibrator(tmp_path / "c.json")
     assert type(loaded) is kind and loaded.model_name_ == "m" and loaded.threshold_ == calibrator.threshold_
     d = np.linspace(0.0, 2.0, 101)
     assert np.array_equal(loaded.predict_confidence(d), calibrator.predict_confidence(d))
@@ -100,7 +101,7 @@ def test_malformed_descriptions_are_clear_errors(tmp_path: Path) -> None:
         Calibrator.from_dict([good])  # type: ignore[arg-type]
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(CalibrationError, match="cannot read"):
-        Calibrator.load(tmp_path / "bad.json")
+        load_calibrator(tmp_path / "bad.json")
 
 
 # --- fold-wise use -------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from tests.synthetic import result_table
 from xfv.cli import main
 from xfv.datasets import read_protocol
-from xfv.errors import DatasetError, ModelError, XfvError
-from xfv.method.calibration import CalibrationError, Calibrator, out_of_fold_confidence
+from xfv.errors import CalibrationError, DatasetError, ModelError, XfvError
+from xfv.method.calibration import Calibrator, out_of_fold_confidence
 from xfv.method.cscore import CScoreCalibrator
 from xfv.method.occlusion import OcclusionSettings
 from xfv.method.thresholds import fold_thresholds, pair_thresholds

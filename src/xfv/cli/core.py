@@ -14,7 +14,7 @@ from xfv.config import get_settings
 from xfv.datasets import PROTOCOLS, get_protocol, read_protocol
 from xfv.errors import XfvError
 from xfv.faces import INPUT_MODES, FaceChoice, FaceReport, parse_face_choices
-from xfv.method.xmaps import METHODS, XMAP_METHODS
+from xfv.method.xmaps import XMAP_METHODS
 from xfv.models import available_models, get_model
 from xfv.pipeline.embeddings import embed_photos
 from xfv.pipeline.evaluate import evaluate
@@ -41,7 +41,7 @@ def add_methods_option(parser: argparse.ArgumentParser) -> None:
     """``--methods``, described from the X-Map method registry (checked by the library, not here)."""
     known = "; ".join(f"{m.number}: {m.name}" for m in XMAP_METHODS.values())
     parser.add_argument(
-        "--methods", type=int_list, default=METHODS, help=f"X-Map methods, comma-separated (default: all; {known})"
+        "--methods", type=int_list, default=None, help=f"X-Map methods, comma-separated (default: all; {known})"
     )
 
 

@@ -22,7 +22,9 @@ from xfv.cli.core import (
 from xfv.faces import INPUT_MODES, align_photo
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import FILLS, SHAPES, OcclusionSettings
+from xfv.method.xmaps import check_methods
 from xfv.models import get_model
+from xfv.pipeline.calibrate import load_calibrator
 from xfv.pipeline.explain import Explanation
 from xfv.pipeline.verify import face_warnings
 
@@ -80,13 +82,14 @@ def write_outputs(explanation: Explanation, out: Path) -> list[Path]:
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    args.methods = check_methods(args.methods)  # before aligning: a bad method costs nothing
     model = get_model(model_name(args))
     paths = [args.image1, args.image2]
     photos = [align_photo(path, model.spec, args.input_mode, face) for path, face in zip(paths, face_choices(args, 2))]
     reports = [photo.report for photo in photos]
     warnings = face_warnings(paths, reports)
     print_warnings(warnings)
-    calibrator = Calibrator.load(args.calibration) if args.calibration is not None else None  # None: the model's
+    calibrator = load_calibrator(args.calibration) if args.calibration is not None else None  # None: the model's
     explanation = _explain(args, calibrator, [photo.face for photo in photos])
     written = write_outputs(explanation, args.out)
     if args.json:

@@ -400,10 +400,11 @@ def compute_xmaps(
     model_name: str,
     selection: str,
     settings: OcclusionSettings,
-    methods: Sequence[int],
+    methods: Sequence[int] | None,
     options: ComputeOptions,
 ) -> XMapReport:
-    """X-Maps of the selected pairs (chunked, resumable); only the methods a pair lacks are computed."""
+    """X-Maps of the selected pairs for ``methods`` (None: every registered method), chunked and
+    resumable; only the methods a pair lacks are computed."""
     methods = tuple(sorted(check_methods(methods)))
     face_model = get_model(model_name)
     with store.transaction() as session:

@@ -17,6 +17,7 @@ only through these modules, one per resource (tables in :mod:`xfv.store.models`)
   :mod:`~xfv.store.ingest` and :mod:`~xfv.store.export`: benchmarks in, results out.
 """
 
-from xfv.store.engine import Store, StoreError, open_store
+from xfv.errors import StoreError
+from xfv.store.engine import Store, open_store
 
 __all__ = ["Store", "StoreError", "open_store"]

@@ -29,8 +29,8 @@ from xfv.errors import ImageError, ImageTooLargeError, ModelError, NotFoundError
 from xfv.faces import AlignedFace, Box, FaceChoice, FaceReport, align_face, decode_image
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import OcclusionSettings
-from xfv.method.xmaps import METHODS, check_methods
-from xfv.models import BUILTIN_MODELS, FaceModel, get_model
+from xfv.method.xmaps import check_methods
+from xfv.models import FaceModel, get_model, listed_models
 from xfv.pipeline.explain import explain_pair
 from xfv.pipeline.verify import confidence_of, model_calibrator, resolve_threshold, verify_faces
 from xfv.store import Store
@@ -217,7 +217,7 @@ class Uploads:
     @staticmethod
     def allowed_models(session: Session) -> list[str]:
         """Models a visitor may choose: the built-in ones and those with stored results (never a path)."""
-        return list(dict.fromkeys([*BUILTIN_MODELS, *model_names(session)]))
+        return list(dict.fromkeys([*listed_models(), *model_names(session)]))
 
     def _model(self, session: Session, name: str) -> FaceModel:
         allowed = self.allowed_models(session)
@@ -329,7 +329,7 @@ class Uploads:
         model = get_model(upload.model)
         faces = [photo.aligned.face for photo in upload.photos]
         explanation = explain_pair(
-            faces[0], faces[1], model, METHODS, self.settings, upload.threshold, upload.calibrator, progress=job.advance
+            faces[0], faces[1], model, None, self.settings, upload.threshold, upload.calibrator, progress=job.advance
         )
         maps = {method: xmap_arrays(xmaps) for method, xmaps in explanation.maps.items()}
         with self.store.transaction() as session:
@@ -351,6 +351,8 @@ class Uploads:
         if upload.maps is None:
             raise NotFoundError(f"the X-Maps of upload {upload.id} are not computed yet")
         check_methods([method])
-        arrays = upload.maps[method]
+        arrays = upload.maps.get(method)
+        if arrays is None:
+            raise NotFoundError(f"upload {upload.id} has no X-Maps of method {method}: it was explained before that method was added")
         face = upload.photos[image - 1].aligned.face
         return png(render_map(face, select_map(arrays, image, patch), display))

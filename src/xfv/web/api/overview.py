@@ -1,4 +1,5 @@
-"""``/api/stats`` and ``/api/models``: what the store holds and what the server offers."""
+"""``/api/stats``, ``/api/models`` and ``/api/methods``: what the store holds and what the server
+offers (models and X-Map methods come from their registries)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from xfv.method.xmaps import XMAP_METHODS
 from xfv.store.catalog import model_names
 from xfv.store.overview import Overview, overview
 from xfv.web.services import ServicesDep, SessionDep
@@ -19,6 +21,15 @@ class ModelsOut(BaseModel):
     upload: list[str] = Field(description="models a visitor may choose for their own pair")
     default: str
     occlusion: dict[str, Any] = Field(description="the server's occlusion setting for new X-Maps")
+
+
+class MethodOut(BaseModel):
+    """A registered X-Map method."""
+
+    number: int
+    roman: str = Field(description="the number as the paper writes it (I, II, III)")
+    name: str
+    description: str
 
 
 @router.get("/stats", summary="What the store holds: datasets, models, accuracy per dataset x model")
@@ -40,3 +51,10 @@ def models(services: ServicesDep, session: SessionDep) -> ModelsOut:
             "occlusions": settings.count,
         },
     )
+
+
+@router.get("/methods", summary="The X-Map methods: number, name and what each shows")
+def methods() -> list[MethodOut]:
+    return [
+        MethodOut(number=m.number, roman=m.roman, name=m.name, description=m.description) for m in XMAP_METHODS.values()
+    ]
