@@ -52,7 +52,7 @@ def _run(clone: Path, command: list[str], dpkg_installed: bool) -> list[str]:
     for tool in ("apt-get", "apt"):
         _fake(fakes, tool, f'#!/bin/sh\necho "{tool} $*" >> "$CALLS"\n')
     status = "installed" if dpkg_installed else "not-installed"
-    _fake(fakes, "dpkg-query", f'#!/bin/sh\nprintf {status}\n')
+    _fake(fakes, "dpkg-query", f"#!/bin/sh\nprintf {status}\n")
     _fake(fakes, "python3", FAKE_PYTHON3)
     _fake(fakes, "venv-tool", FAKE_VENV_TOOL)
     env = {"PATH": f"{fakes}:/usr/bin:/bin", "CALLS": str(calls), "FAKES": str(fakes), "HOME": str(clone.parent)}

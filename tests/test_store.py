@@ -68,7 +68,6 @@ def sqlite_plan(engine: Engine, statement: tuple[str, Any]) -> str:
         return "\n".join(row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, tuple(parameters)))
 
 
-
 def test_migrations_build_exactly_the_models(store_url: str) -> None:
     store = open_store(store_url)
     with store.engine.connect() as connection:

@@ -74,7 +74,9 @@ def verify(
     if not isinstance(image1, np.ndarray) and not isinstance(image2, np.ndarray):
         return verify_paths(Path(image1), Path(image2), face_model, threshold, mode, faces)
     aligned = [_face(image, face_model, mode, face) for image, face in zip((image1, image2), faces)]
-    names = [f"face {i}" if isinstance(image, np.ndarray) else str(image) for i, image in enumerate((image1, image2), 1)]
+    names = [
+        f"face {i}" if isinstance(image, np.ndarray) else str(image) for i, image in enumerate((image1, image2), 1)
+    ]
     return verify_aligned(aligned[0], aligned[1], face_model, threshold, (names[0], names[1]))
 
 
@@ -145,8 +147,14 @@ class XMaps:
 
     def _explain(self, faces: list[np.ndarray], methods: Sequence[int], options: dict[str, Any]) -> Explanation:
         return explain_pair(
-            faces[0], faces[1], self.model, methods,
-            threshold=self.threshold, calibrator=self.calibrator, engine=self.engine, **options,
+            faces[0],
+            faces[1],
+            self.model,
+            methods,
+            threshold=self.threshold,
+            calibrator=self.calibrator,
+            engine=self.engine,
+            **options,
         )
 
 

@@ -44,7 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--input-mode", choices=INPUT_MODES, help="default: the protocol's usual mode")
     calibrate.add_argument("--method", choices=METHODS, default="cscore")
     calibrate.add_argument("--bins", type=_bin_count, default=400, help="C-Score histogram bins (default 400)")
-    calibrate.add_argument("--out", type=Path, required=True, help="calibration JSON (name it in a model spec's 'calibration')")
+    calibrate.add_argument(
+        "--out", type=Path, required=True, help="calibration JSON (name it in a model spec's 'calibration')"
+    )
     calibrate.set_defaults(func=run_calibrate)
 
 
@@ -75,7 +77,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_calibrator(calibrator, args.out)
-    print(f"{args.method} calibration of {model.spec.name} on {description}: threshold {calibrator.threshold_:.5f}, saved to {args.out}")
+    print(
+        f"{args.method} calibration of {model.spec.name} on {description}: threshold {calibrator.threshold_:.5f}, saved to {args.out}"
+    )
     return 0
 
 

@@ -164,7 +164,9 @@ def run_embed(args: argparse.Namespace) -> int:
     args.out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
     print_warnings(sidecar["warnings"])
     describe_faces(args.images, reports)
-    print(f"wrote {len(embeddings)} embeddings of size {embeddings.shape[1]} to {args.out} (+ {args.out.with_suffix('.json').name})")
+    print(
+        f"wrote {len(embeddings)} embeddings of size {embeddings.shape[1]} to {args.out} (+ {args.out.with_suffix('.json').name})"
+    )
     return 0
 
 
@@ -188,7 +190,9 @@ def run_models(args: argparse.Namespace) -> int:
         return 0
     for spec in specs:
         threshold = f"{spec.default_threshold:.4f}" if spec.default_threshold is not None else "none"
-        print(f"{spec.name:14s} input {spec.input_size}x{spec.input_size} ({spec.alignment} alignment), "
-              f"{spec.embedding_size}-d, threshold {threshold}")
+        print(
+            f"{spec.name:14s} input {spec.input_size}x{spec.input_size} ({spec.alignment} alignment), "
+            f"{spec.embedding_size}-d, threshold {threshold}"
+        )
         print(f"{'':14s} {spec.description}")
     return 0

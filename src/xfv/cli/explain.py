@@ -42,11 +42,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     occlusion.add_argument("--fill", choices=FILLS, default="black")
     occlusion.add_argument("--noise-seed", type=int, default=0, help="seed of the noise fill")
     occlusion.add_argument("--shape", choices=SHAPES, default="rect")
-    occlusion.add_argument("--edge-blur", type=float, default=0.0, help="Gaussian sigma of patch edges (default 0: sharp)")
+    occlusion.add_argument(
+        "--edge-blur", type=float, default=0.0, help="Gaussian sigma of patch edges (default 0: sharp)"
+    )
     occlusion.add_argument("--edge-blur-kernel", type=int, default=0, help="its kernel (default 0: from sigma)")
     parser.add_argument("--coverage-normalised", action="store_true", help="divide maps by mask coverage, not by N")
     parser.add_argument("--threshold", type=float, help="cosine-distance threshold (default: the model's)")
-    parser.add_argument("--calibration", type=Path, help="saved calibrator (JSON) for the C-Score (default: the model's)")
+    parser.add_argument(
+        "--calibration", type=Path, help="saved calibrator (JSON) for the C-Score (default: the model's)"
+    )
     parser.add_argument("--input-mode", choices=INPUT_MODES, default="detect")
     add_face_option(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON summary")

@@ -27,7 +27,6 @@ FORMAT_VERSION = 1
 _C = TypeVar("_C", bound="Calibrator")
 
 
-
 def check_pairs(distances: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Validate labelled distances; returns them as float64 and bool 1-D arrays."""
     d = np.asarray(distances, dtype=np.float64)

@@ -96,7 +96,9 @@ class OcclusionEngine:
         for start in range(segment.start, segment.stop, OCCLUSION_CHUNK):
             stop = min(start + OCCLUSION_CHUNK, segment.stop)
             occluded = self.plan.occluded(face, start, stop)
-            rows[start + 1 : stop + 1] = self.model.embed_changed(face, occluded, self.plan.boxes(start, stop), self.progress)
+            rows[start + 1 : stop + 1] = self.model.embed_changed(
+                face, occluded, self.plan.boxes(start, stop), self.progress
+            )
             self.forward_passes += stop - start
 
     def store(self, face: np.ndarray, rows: np.ndarray) -> OcclusionEmbeddings:

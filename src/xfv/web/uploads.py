@@ -353,6 +353,8 @@ class Uploads:
         check_methods([method])
         arrays = upload.maps.get(method)
         if arrays is None:
-            raise NotFoundError(f"upload {upload.id} has no X-Maps of method {method}: it was explained before that method was added")
+            raise NotFoundError(
+                f"upload {upload.id} has no X-Maps of method {method}: it was explained before that method was added"
+            )
         face = upload.photos[image - 1].aligned.face
         return png(render_map(face, select_map(arrays, image, patch), display))
