@@ -70,3 +70,8 @@ def test_the_maths_write_no_files_and_draw_nothing() -> None:
         str(path): found.group(0) for path, text in _sources(inside="method").items() if (found := io.search(text))
     }
     assert not offenders, f"file writing or drawing in xfv.method: {offenders}"
+
+
+def test_the_package_ships_its_type_marker() -> None:
+    data = re.search(r"^xfv = \[(.*)\]$", (ROOT / "pyproject.toml").read_text(), flags=re.MULTILINE)
+    assert data is not None and '"py.typed"' in data.group(1) and (PACKAGE / "py.typed").is_file()

@@ -260,3 +260,41 @@ def test_calibration_report_command(
     assert "cscore" in table and "isotonic" in table and "reliability.png" in table
     with pytest.raises(SystemExit):
         parser.parse_args([*base, "--bins", "1"])
+
+
+class _Pairs(list[int]):
+    """A stand-in pair list: its length and labels are all ``xfv calibrate`` reads of it."""
+
+    def __init__(self, same: np.ndarray) -> None:
+        super().__init__(range(len(same)))
+        self.same = same
+
+
+@pytest.mark.parametrize("method", ["cscore", "platt", "isotonic"])
+def test_calibrate_command_saves_a_calibrator_the_explainer_loads(
+    method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import xfv
+    import xfv.cli.calibration as command
+    from tests.test_xmaps import BlockProjectionModel
+
+    d, same, _ = small_lfw_like()
+    model = SimpleNamespace(spec=SimpleNamespace(name="fake"))
+    monkeypatch.setattr(command, "read_protocol", lambda protocol, root: _Pairs(same))
+    monkeypatch.setattr(command, "get_model", lambda name: model)
+    monkeypatch.setattr(command, "pair_distances", lambda p, m, mode, progress=True: d)
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    out = tmp_path / "calibration" / f"{method}.json"
+    args = parser.parse_args(
+        ["calibrate", "--protocol", "lfw", "--root", str(tmp_path), "--method", method, "--out", str(out)]
+    )
+    assert args.func(args) == 0 and f"saved to {out}" in capsys.readouterr().out
+    loaded = load_calibrator(out)
+    assert (
+        loaded.kind == method
+        and loaded.model_name_ == "fake"
+        and loaded.threshold_ == pytest.approx(best_threshold(d, same))
+    )
+    explainer = xfv.XMaps(BlockProjectionModel(), calibrator=out)  # a path is loaded
+    assert explainer.calibrator is not None and explainer.calibrator.kind == method and "C-Score on" in repr(explainer)

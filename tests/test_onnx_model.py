@@ -94,14 +94,14 @@ def test_bad_models_are_clear_errors(tmp_path: Path) -> None:
 
 def test_spec_with_a_calibration_gives_threshold_and_confidence(tmp_path: Path) -> None:
     from xfv.method.cscore import CScoreCalibrator
+    from xfv.pipeline.calibrate import save_calibrator
     from xfv.pipeline.verify import confidence_of, model_calibrator
 
     rng = np.random.default_rng(1)
     distances = np.concatenate([rng.normal(0.3, 0.05, 300), rng.normal(0.7, 0.05, 300)])
     labels = np.arange(600) < 300
-    CScoreCalibrator().fit(distances, labels, model_name="tiny", data_description="synthetic").save(
-        tmp_path / "cal.json"
-    )
+    calibrator = CScoreCalibrator().fit(distances, labels, model_name="tiny", data_description="synthetic")
+    save_calibrator(calibrator, tmp_path / "cal.json")
     tiny_model(tmp_path / "tiny.onnx")
     (tmp_path / "tiny.json").write_text(json.dumps({"onnx": "tiny.onnx", "calibration": "cal.json"}))
     model = get_model(str(tmp_path / "tiny.json"))
