@@ -26,7 +26,11 @@ def test_real_lfw_pairs_have_ten_balanced_folds(lfw_root: Path) -> None:
     assert np.bincount(pairs.folds[pairs.same]).tolist() == [300] * 10
     assert all(p.image1.is_file() and p.image2.is_file() for p in pairs.pairs[::97])
     first = pairs.pairs[0]
-    assert (first.identity1, first.image1.name, first.image2.name) == ("Abel_Pacheco", "Abel_Pacheco_0001.jpg", "Abel_Pacheco_0004.jpg")
+    assert (first.identity1, first.image1.name, first.image2.name) == (
+        "Abel_Pacheco",
+        "Abel_Pacheco_0001.jpg",
+        "Abel_Pacheco_0004.jpg",
+    )
 
 
 def test_real_cplfw_list_with_header_and_crlf() -> None:

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from xfv.cli.core import add_model_option, add_protocol_option, model_name, print_json, protocol_input_mode
 from xfv.datasets import read_protocol
 from xfv.faces import INPUT_MODES
-from xfv.method.calibration_report import CalibrationReport, calibration_report
+from xfv.method.calibration_report import CalibrationReport, calibration_report, calibrator_factories
 from xfv.models import get_model
+from xfv.pipeline.calibrate import save_calibrator
 from xfv.pipeline.evaluate import pair_distances
 
-METHODS = ("cscore", "platt", "isotonic")
+#: The calibration methods, from the one list of them.
+METHODS = tuple(calibrator_factories())
 METRICS = ("accuracy", "ece", "mce", "brier", "nll", "error_auroc", "aurc")
 
 
@@ -43,7 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--input-mode", choices=INPUT_MODES, help="default: the protocol's usual mode")
     calibrate.add_argument("--method", choices=METHODS, default="cscore")
     calibrate.add_argument("--bins", type=_bin_count, default=400, help="C-Score histogram bins (default 400)")
-    calibrate.add_argument("--out", type=Path, required=True, help="calibration JSON (name it in a model spec's 'calibration')")
+    calibrate.add_argument(
+        "--out", type=Path, required=True, help="calibration JSON (name it in a model spec's 'calibration')"
+    )
     calibrate.set_defaults(func=run_calibrate)
 
 
@@ -64,25 +67,19 @@ def _json_safe(value: Any) -> Any:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from xfv.method.calibration import Calibrator, IsotonicCalibrator, PlattCalibrator
-    from xfv.method.cscore import CScoreCalibrator
-
     pairs = read_protocol(args.protocol, args.root)
     model = get_model(model_name(args))
     mode = protocol_input_mode(args)
     distances = pair_distances(pairs, model, mode, progress=True)
-    factories: dict[str, Callable[[], Calibrator]] = {
-        "cscore": lambda: CScoreCalibrator(bins=args.bins),
-        "platt": PlattCalibrator,
-        "isotonic": IsotonicCalibrator,
-    }
     description = f"{args.protocol.upper()} ({len(pairs)} pairs, input mode {mode}), accuracy-maximising threshold"
-    calibrator = factories[args.method]().fit(
+    calibrator = calibrator_factories(args.bins)[args.method]().fit(
         distances, pairs.same, model_name=model.spec.name, data_description=description
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    calibrator.save(args.out)
-    print(f"{args.method} calibration of {model.spec.name} on {description}: threshold {calibrator.threshold_:.5f}, saved to {args.out}")
+    save_calibrator(calibrator, args.out)
+    print(
+        f"{args.method} calibration of {model.spec.name} on {description}: threshold {calibrator.threshold_:.5f}, saved to {args.out}"
+    )
     return 0
 
 

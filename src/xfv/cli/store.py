@@ -11,6 +11,7 @@ from xfv.config import get_settings
 from xfv.errors import XfvError
 from xfv.faces import INPUT_MODES
 from xfv.method.occlusion import FILLS, SHAPES, OcclusionSettings
+from xfv.method.xmaps import check_methods
 from xfv.pipeline.compute import (
     DEFAULT_CHUNK_PAIRS,
     DEFAULT_XMAP_CHUNK_PAIRS,
@@ -138,6 +139,7 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def run_compute(args: argparse.Namespace) -> int:
+    methods = check_methods(args.methods) if args.xmaps else ()  # before any work: a bad method costs nothing
     model = args.model or get_settings().default_model
     options = ComputeOptions(
         executor=args.executor,
@@ -157,7 +159,7 @@ def run_compute(args: argparse.Namespace) -> int:
         f"+- {report.accuracy_std:.4f} over {len(report.fold_accuracies)} folds{resumed}"
     )
     if args.xmaps:
-        xmaps = compute_xmaps(store, args.dataset, model, args.pairs, settings, args.methods, options)
+        xmaps = compute_xmaps(store, args.dataset, model, args.pairs, settings, methods, options)
         print(
             f"X-Maps {xmaps.dataset} x {xmaps.model}: {xmaps.selected_pairs} pair(s) selected, "
             f"{xmaps.pairs_computed} computed now"

@@ -58,7 +58,9 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path, name: str = "lfw") -> Pai
             first = (fields[0], _image_index(pairs_file, number, fields[1]))
             second = (fields[2], _image_index(pairs_file, number, fields[3]))
         else:
-            raise DatasetError(f"{pairs_file}:{number}: expected 'name i j' or 'name1 i name2 j', got {len(fields)} fields")
+            raise DatasetError(
+                f"{pairs_file}:{number}: expected 'name i j' or 'name1 i name2 j', got {len(fields)} fields"
+            )
         genuine_expected = index % (2 * per_class) < per_class
         if (len(fields) == 3) != genuine_expected:
             kind = "a genuine" if genuine_expected else "an impostor"
@@ -75,7 +77,9 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path, name: str = "lfw") -> Pai
         )
     expected = n_folds * 2 * per_class
     if len(pairs) != expected:
-        raise DatasetError(f"{pairs_file}: header says {n_folds} folds x 2 x {per_class} = {expected} pairs, file has {len(pairs)}")
+        raise DatasetError(
+            f"{pairs_file}: header says {n_folds} folds x 2 x {per_class} = {expected} pairs, file has {len(pairs)}"
+        )
     return PairList(name, pairs_file.parent, pairs)
 
 
@@ -149,7 +153,9 @@ def _first_existing(root: Path, candidates: tuple[str, ...], what: str) -> Path:
 
 
 def _read_lfw(root: Path) -> PairList:
-    images = _first_existing(root, ("images_deepfunneled", "lfw-deepfunneled", "lfw_funneled", "lfw", "images"), "image folder")
+    images = _first_existing(
+        root, ("images_deepfunneled", "lfw-deepfunneled", "lfw_funneled", "lfw", "images"), "image folder"
+    )
     return read_lfw_pairs(_first_existing(root, ("pairs.txt",), "pairs file"), images, "lfw")
 
 
@@ -166,7 +172,9 @@ def _read_cplfw(root: Path) -> PairList:
 
 def _read_sllfw(root: Path) -> PairList:
     pairs_file = _first_existing(root, ("pair_SLLFW.txt", "pairs_SLLFW.txt", "sllfw_pairs.txt"), "pairs file")
-    return read_path_pairs(pairs_file, _first_existing(root, ("images_deepfunneled", "lfw", "images"), "image folder"), "sllfw")
+    return read_path_pairs(
+        pairs_file, _first_existing(root, ("images_deepfunneled", "lfw", "images"), "image folder"), "sllfw"
+    )
 
 
 def _read_xqlfw(root: Path) -> PairList:

@@ -179,6 +179,12 @@ class CalibrationReport:
         }
 
 
+def calibrator_factories(bins: int = 400) -> dict[str, Callable[[], Calibrator]]:
+    """New, unfitted calibrators by kind: the paper's C-Score (``bins`` histogram bins over [0, 2])
+    and the Platt and isotonic baselines; ``xfv calibrate`` and the report choose among these."""
+    return {"cscore": lambda: CScoreCalibrator(bins=bins), "platt": PlattCalibrator, "isotonic": IsotonicCalibrator}
+
+
 def calibration_report(
     distances: np.ndarray, labels: np.ndarray, folds: np.ndarray, model_name: str, *, bins: int = 400
 ) -> CalibrationReport:
@@ -189,10 +195,8 @@ def calibration_report(
     d, same = check_pairs(distances, labels)
     folds = np.asarray(folds)
     thresholds = fold_thresholds(d, same, folds)
-    factories: dict[str, Callable[[], Calibrator]] = {
-        "cscore": lambda: CScoreCalibrator(bins=bins),
-        "platt": PlattCalibrator,
-        "isotonic": IsotonicCalibrator,
+    results = {
+        name: out_of_fold_confidence(factory, d, same, folds, thresholds)
+        for name, factory in calibrator_factories(bins).items()
     }
-    results = {name: out_of_fold_confidence(factory, d, same, folds, thresholds) for name, factory in factories.items()}
     return CalibrationReport(model_name, d, same, folds, np.asarray(thresholds), bins, results)

@@ -17,7 +17,8 @@ import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.special import expit
 
-from xfv.method.calibration import CalibrationError, Calibrator, check_pairs
+from xfv.errors import CalibrationError
+from xfv.method.calibration import Calibrator, check_pairs
 
 #: Where a bin sits on the distance axis in the fit: its centre (default) or its left edge (authors' code).
 X_POSITIONS = ("centre", "left")
