@@ -71,12 +71,19 @@ def generate(lfw: Path, pairs: Path, out: Path, seed: int) -> dict[str, Any]:
 
 
 def accuracy(report: EvaluationReport) -> dict[str, float]:
-    return {"accuracy": report.accuracy_mean, "accuracy_std": report.accuracy_std, "auc": report.auc,
-            "tar_at_far_1e-3": report.tar_at_far_1e3}
+    return {
+        "accuracy": report.accuracy_mean,
+        "accuracy_std": report.accuracy_std,
+        "auc": report.auc,
+        "tar_at_far_1e-3": report.tar_at_far_1e3,
+    }
 
 
 def metrics(results: dict[str, OutOfFold], same: np.ndarray) -> dict[str, dict[str, float]]:
-    return {name: {k: round(v, 5) for k, v in calibration_metrics(r, same).items() if k in METRICS} for name, r in results.items()}
+    return {
+        name: {k: round(v, 5) for k, v in calibration_metrics(r, same).items() if k in METRICS}
+        for name, r in results.items()
+    }
 
 
 def bootstrap(results: dict[str, OutOfFold], same: np.ndarray, draws: int = 1000) -> dict[str, dict[str, Any]]:
@@ -95,7 +102,9 @@ def bootstrap(results: dict[str, OutOfFold], same: np.ndarray, draws: int = 1000
     return {
         name: {
             "difference": round(difference(metric, everything), 4),
-            "interval_95": [round(float(x), 4) for x in np.percentile([difference(metric, i) for i in samples], [2.5, 97.5])],
+            "interval_95": [
+                round(float(x), 4) for x in np.percentile([difference(metric, i) for i in samples], [2.5, 97.5])
+            ],
         }
         for name, metric in measures.items()
     }
@@ -125,34 +134,59 @@ def main() -> None:
 
     calibration: dict[str, Any] = {}
     for name, report in reports.items():
-        folds = calibration_report(report.distances, report.same, report.folds, model.spec.name,
-                                   quality=qualities[name], quality_groups=args.groups)
-        calibration[f"{name} fold-wise"] = {**metrics(folds.results, report.same),
-                                            "quality_aware_minus_plain": bootstrap(folds.results, report.same)}
+        folds = calibration_report(
+            report.distances,
+            report.same,
+            report.folds,
+            model.spec.name,
+            quality=qualities[name],
+            quality_groups=args.groups,
+        )
+        calibration[f"{name} fold-wise"] = {
+            **metrics(folds.results, report.same),
+            "quality_aware_minus_plain": bootstrap(folds.results, report.same),
+        }
     lfw, synthetic = reports["lfw"], reports["xqlfw-synth"]
-    transfer = transfer_report(lfw.distances, lfw.same, synthetic.distances, synthetic.same, model.spec.name, "LFW",
-                               fit_quality=qualities["lfw"], quality=qualities["xqlfw-synth"], quality_groups=args.groups)
-    calibration["xqlfw-synth fitted on LFW"] = {"threshold": round(transfer.threshold, 5),
-                                                **metrics(transfer.results, synthetic.same),
-                                                "quality_aware_minus_plain": bootstrap(transfer.results, synthetic.same)}
+    transfer = transfer_report(
+        lfw.distances,
+        lfw.same,
+        synthetic.distances,
+        synthetic.same,
+        model.spec.name,
+        "LFW",
+        fit_quality=qualities["lfw"],
+        quality=qualities["xqlfw-synth"],
+        quality_groups=args.groups,
+    )
+    calibration["xqlfw-synth fitted on LFW"] = {
+        "threshold": round(transfer.threshold, 5),
+        **metrics(transfer.results, synthetic.same),
+        "quality_aware_minus_plain": bootstrap(transfer.results, synthetic.same),
+    }
     result["calibration"] = calibration
 
     if args.json:
         print(json.dumps(result, indent=2))
         return
     generation = result["generation"]
-    print(f"generation: {generation['images']} images ({generation['actions']}) in {generation['seconds']} s; "
-          f"second copy byte-identical: {generation['second_copy_byte_identical']} ({generation['second_copy_seconds']} s); "
-          f"rerun verifies in {generation['rerun_seconds']} s, writes {generation['rerun_written']}")
+    print(
+        f"generation: {generation['images']} images ({generation['actions']}) in {generation['seconds']} s; "
+        f"second copy byte-identical: {generation['second_copy_byte_identical']} ({generation['second_copy_seconds']} s); "
+        f"rerun verifies in {generation['rerun_seconds']} s, writes {generation['rerun_written']}"
+    )
     for name, figures in result["evaluation"].items():
-        print(f"{name:12s} {args.model}: accuracy {figures['accuracy']:.5f} +- {figures['accuracy_std']:.4f}, "
-              f"AUC {figures['auc']:.5f}, TAR@FAR=1e-3 {figures['tar_at_far_1e-3']:.4f}")
+        print(
+            f"{name:12s} {args.model}: accuracy {figures['accuracy']:.5f} +- {figures['accuracy_std']:.4f}, "
+            f"AUC {figures['auc']:.5f}, TAR@FAR=1e-3 {figures['tar_at_far_1e-3']:.4f}"
+        )
     for scope, table in calibration.items():
         print(scope)
         for method in ("cscore", "cscore-quality", "platt", "isotonic"):
             print(f"  {method:15s}" + " ".join(f"{k} {table[method][k]:.4f}" for k in METRICS))
         for name, change in table["quality_aware_minus_plain"].items():
-            print(f"  quality-aware minus plain {name}: {change['difference']:+.4f} (95% interval {change['interval_95']})")
+            print(
+                f"  quality-aware minus plain {name}: {change['difference']:+.4f} (95% interval {change['interval_95']})"
+            )
 
 
 if __name__ == "__main__":

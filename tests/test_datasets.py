@@ -26,7 +26,11 @@ def test_real_lfw_pairs_have_ten_balanced_folds(lfw_root: Path) -> None:
     assert np.bincount(pairs.folds[pairs.same]).tolist() == [300] * 10
     assert all(p.image1.is_file() and p.image2.is_file() for p in pairs.pairs[::97])
     first = pairs.pairs[0]
-    assert (first.identity1, first.image1.name, first.image2.name) == ("Abel_Pacheco", "Abel_Pacheco_0001.jpg", "Abel_Pacheco_0004.jpg")
+    assert (first.identity1, first.image1.name, first.image2.name) == (
+        "Abel_Pacheco",
+        "Abel_Pacheco_0001.jpg",
+        "Abel_Pacheco_0004.jpg",
+    )
 
 
 def test_real_cplfw_list_with_header_and_crlf() -> None:
@@ -117,7 +121,10 @@ def test_real_xqlfw_list_folds_are_not_identity_disjoint_and_the_reader_says_so(
     (tmp_path / "xqlfw_aligned_112").mkdir()
     pairs = read_protocol("xqlfw", tmp_path)
     assert pairs.name == "xqlfw" and len(pairs) == 6000 and pairs.input_mode is None
-    assert len(pairs.unique_images()) == 7263 and len({p.identity1 for p in pairs.pairs} | {p.identity2 for p in pairs.pairs}) == 3743
+    assert (
+        len(pairs.unique_images()) == 7263
+        and len({p.identity1 for p in pairs.pairs} | {p.identity2 for p in pairs.pairs}) == 3743
+    )
     assert pairs.notes == (
         "folds as the pairs file gives them, not identity-disjoint: 2,213 of 3,743 identities appear in more "
         "than one fold, so a fold's threshold and calibration were fitted on some of its people",

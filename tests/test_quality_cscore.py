@@ -12,9 +12,8 @@ import pytest
 from scipy.special import expit
 
 from xfv.datasets import Pair, PairList
+from xfv.errors import CalibrationError
 from xfv.method.calibration import (
-    CalibrationError,
-    Calibrator,
     PlattCalibrator,
     QualityAwareCalibrator,
     out_of_fold_confidence,
@@ -26,6 +25,7 @@ from xfv.method.calibration_report import (
     transfer_report,
 )
 from xfv.method.cscore import CScoreCalibrator, QualityCScoreCalibrator
+from xfv.pipeline.calibrate import load_calibrator, save_calibrator
 
 #: The true genuine share at distance d: steep for good pairs (quality >= 0.5), shallow for poor ones.
 SLOPES = {"poor": 12.0, "good": 60.0}
@@ -62,7 +62,10 @@ def test_out_of_fold_it_is_better_calibrated_and_ranks_errors_better_than_the_pl
     aware = out_of_fold_confidence(lambda: QualityCScoreCalibrator(groups=2), d, same, folds, quality=quality)
     assert np.array_equal(plain.predicted_same, aware.predicted_same)
     correct = plain.predicted_same == same
-    assert expected_calibration_error(aware.confidence, correct) < expected_calibration_error(plain.confidence, correct) / 2
+    assert (
+        expected_calibration_error(aware.confidence, correct)
+        < expected_calibration_error(plain.confidence, correct) / 2
+    )
     assert error_auroc(aware.confidence, correct) > error_auroc(plain.confidence, correct) + 0.02
     assert aware.confidence.min() >= 0.5 and aware.confidence.max() <= 1.0
 
@@ -84,8 +87,8 @@ def test_a_group_too_small_to_fit_uses_the_pooled_curve() -> None:
 def test_save_load_and_scalar_prediction(tmp_path: Path) -> None:
     d, same, quality, _ = quality_dependent(4000)
     calibrator = QualityCScoreCalibrator(groups=3, bins=200).fit(d, same, quality=quality, model_name="m")
-    calibrator.save(tmp_path / "q.json")
-    loaded = Calibrator.load(tmp_path / "q.json")
+    save_calibrator(calibrator, tmp_path / "q.json")
+    loaded = load_calibrator(tmp_path / "q.json")
     assert isinstance(loaded, QualityCScoreCalibrator) and loaded.groups == 3 and loaded.bins == 200
     assert np.array_equal(loaded.predict_confidence(d, quality), calibrator.predict_confidence(d, quality))
     assert np.ndim(calibrator.predict_confidence(0.4, 0.2)) == 0
@@ -133,7 +136,9 @@ def test_calibrate_command_saves_a_quality_aware_calibration(tmp_path: Path, mon
 
     d, same, quality, folds = quality_dependent(4000)
     pairs = PairList(
-        "xqlfw-synth", tmp_path, [Pair(Path("a"), Path("b"), "A", "B", bool(s), int(f)) for s, f in zip(same, folds)],
+        "xqlfw-synth",
+        tmp_path,
+        [Pair(Path("a"), Path("b"), "A", "B", bool(s), int(f)) for s, f in zip(same, folds)],
         input_mode="lfw-funneled",
     )
     asked = {}
@@ -152,6 +157,6 @@ def test_calibrate_command_saves_a_quality_aware_calibration(tmp_path: Path, mon
     args = parser.parse_args([*arguments, "--quality-groups", "2", "--out", str(out)])
     assert args.func(args) == 0
     assert asked == {"mode": "lfw-funneled", "with_quality": True}
-    loaded = Calibrator.load(out)
+    loaded = load_calibrator(out)
     assert isinstance(loaded, QualityCScoreCalibrator) and loaded.groups == 2 and loaded.model_name_ == "fake"
     assert loaded.fitted_on_["description"].startswith("XQLFW-SYNTH (4000 pairs, input mode lfw-funneled)")

@@ -106,7 +106,11 @@ def test_the_same_seed_gives_byte_identical_files_and_another_seed_differs(
     assert xqlfw_synth.MANIFEST_FILE in changed and len(changed) > 20
 
     manifest = json.loads(first[xqlfw_synth.MANIFEST_FILE])
-    assert manifest["seed"] == 0 and manifest["dataset"] == "xqlfw-synth" and "not the official XQLFW" in manifest["description"]
+    assert (
+        manifest["seed"] == 0
+        and manifest["dataset"] == "xqlfw-synth"
+        and "not the official XQLFW" in manifest["description"]
+    )
     for record in manifest["images"]:
         source = (LFW_IMAGES / record["path"].removeprefix("images/")).read_bytes()
         data = first[record["path"]]
@@ -115,7 +119,10 @@ def test_the_same_seed_gives_byte_identical_files_and_another_seed_differs(
         if record["action"] == "degraded":
             assert record["quality_after"] < record["quality_before"]
     summary = manifest["summary"]
-    assert summary["pairs_across_sides"] >= 38 and summary["mean_pair_quality_gap_after"] > 2 * summary["mean_pair_quality_gap_before"]
+    assert (
+        summary["pairs_across_sides"] >= 38
+        and summary["mean_pair_quality_gap_after"] > 2 * summary["mean_pair_quality_gap_before"]
+    )
 
 
 def test_an_interrupted_run_resumes_to_the_same_bytes(
@@ -191,7 +198,9 @@ def test_bad_inputs_are_one_line_errors(small_pairs: Path, small_tree: Path, tmp
     )
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
-    assert "not empty and holds no make-xqlfw-synth data" in error("--pairs", str(small_pairs), "--out", str(tmp_path / "busy"))
+    assert "not empty and holds no make-xqlfw-synth data" in error(
+        "--pairs", str(small_pairs), "--out", str(tmp_path / "busy")
+    )
     missing = tmp_path / "missing.txt"
     text = small_pairs.read_text().splitlines()
     text[1] = "Nobody_Here\t1\t2"
@@ -252,9 +261,15 @@ def test_ingest_stores_each_images_quality_and_the_pages_show_it(small_tree: Pat
         stats = client.get("/api/stats").json()
         (dataset,) = stats["datasets"]
         assert dataset["mean_quality_gap"] == pytest.approx(
-            np.mean([abs(manifest[f"images/{p.image1.relative_to(small_tree / 'images').as_posix()}"]["quality_after"]
-                         - manifest[f"images/{p.image2.relative_to(small_tree / 'images').as_posix()}"]["quality_after"])
-                     for p in read_protocol("xqlfw", small_tree).pairs])
+            np.mean(
+                [
+                    abs(
+                        manifest[f"images/{p.image1.relative_to(small_tree / 'images').as_posix()}"]["quality_after"]
+                        - manifest[f"images/{p.image2.relative_to(small_tree / 'images').as_posix()}"]["quality_after"]
+                    )
+                    for p in read_protocol("xqlfw", small_tree).pairs
+                ]
+            )
         )
     store.close()
 
@@ -284,13 +299,29 @@ def test_evaluation_and_calibration_report_fold_wise_and_fitted_on_lfw(real_data
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     synthetic = json.loads(evaluated.stdout)
     on_lfw = json.loads(xfv("evaluate", "--protocol", "lfw", "--root", str(lfw), "--json").stdout)
-    assert synthetic["protocol"] == "xqlfw-synth" and synthetic["input_mode"] == "lfw-funneled" and synthetic["n_pairs"] == 200
+    assert (
+        synthetic["protocol"] == "xqlfw-synth"
+        and synthetic["input_mode"] == "lfw-funneled"
+        and synthetic["n_pairs"] == 200
+    )
     assert synthetic["accuracy_mean"] < on_lfw["accuracy_mean"] - 0.05
     assert any("synthetic degradation" in note for note in synthetic["notes"])
 
     result = xfv(
-        "calibration-report", "--protocol", "xqlfw", "--root", str(tree), "--out", str(tmp_path / "figures"),
-        "--calibration", "both", "--lfw-root", str(lfw), "--bins", "200", "--json",
+        "calibration-report",
+        "--protocol",
+        "xqlfw",
+        "--root",
+        str(tree),
+        "--out",
+        str(tmp_path / "figures"),
+        "--calibration",
+        "both",
+        "--lfw-root",
+        str(lfw),
+        "--bins",
+        "200",
+        "--json",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
@@ -302,13 +333,39 @@ def test_evaluation_and_calibration_report_fold_wise_and_fitted_on_lfw(real_data
     assert all(0 <= fitted[m]["ece"] <= 0.5 and 0 <= report[m]["ece"] <= 0.5 for m in methods)
     assert len({fitted[m]["accuracy"] for m in methods}) == 1  # one LFW threshold decides for every method
     assert {Path(p).name for p in report["figures"].values()} == {
-        "reliability.png", "risk_coverage.png", "cscore_fit.png", "reliability_lfw.png", "risk_coverage_lfw.png"
+        "reliability.png",
+        "risk_coverage.png",
+        "cscore_fit.png",
+        "reliability_lfw.png",
+        "risk_coverage_lfw.png",
     }
 
-    table = xfv("calibration-report", "--protocol", "xqlfw", "--root", str(tree), "--out", str(tmp_path / "f2"),
-                "--calibration", "lfw", "--lfw-root", str(lfw), "--bins", "200")
+    table = xfv(
+        "calibration-report",
+        "--protocol",
+        "xqlfw",
+        "--root",
+        str(tree),
+        "--out",
+        str(tmp_path / "f2"),
+        "--calibration",
+        "lfw",
+        "--lfw-root",
+        str(lfw),
+        "--bins",
+        "200",
+    )
     assert table.returncode == 0, table.stderr[-2000:]
     assert "fitted on LFW" in table.stdout and "other folds" not in table.stdout and "cscore-quality" in table.stdout
-    missing = xfv("calibration-report", "--protocol", "xqlfw", "--root", str(tree), "--out", str(tmp_path / "f3"),
-                  "--calibration", "both")
+    missing = xfv(
+        "calibration-report",
+        "--protocol",
+        "xqlfw",
+        "--root",
+        str(tree),
+        "--out",
+        str(tmp_path / "f3"),
+        "--calibration",
+        "both",
+    )
     assert missing.returncode == 2 and "needs --lfw-root" in missing.stderr

@@ -26,6 +26,7 @@ from xfv.method.calibration_report import (
     transfer_report,
 )
 from xfv.models import FaceModel, get_model
+from xfv.pipeline.calibrate import save_calibrator
 from xfv.pipeline.evaluate import pair_distances
 from xfv.pipeline.quality import pair_qualities
 
@@ -68,7 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--method", choices=METHODS, default="cscore")
     calibrate.add_argument("--bins", type=_bin_count, default=400, help="C-Score histogram bins (default 400)")
     _add_quality_groups_option(calibrate)
-    calibrate.add_argument("--out", type=Path, required=True, help="calibration JSON (name it in a model spec's 'calibration')")
+    calibrate.add_argument(
+        "--out", type=Path, required=True, help="calibration JSON (name it in a model spec's 'calibration')"
+    )
     calibrate.set_defaults(func=run_calibrate)
 
 
@@ -125,8 +128,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
         factory(), distances, pairs.same, quality=quality, model_name=model.spec.name, data_description=description
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    calibrator.save(args.out)
-    print(f"{args.method} calibration of {model.spec.name} on {description}: threshold {calibrator.threshold_:.5f}, saved to {args.out}")
+    save_calibrator(calibrator, args.out)
+    print(
+        f"{args.method} calibration of {model.spec.name} on {description}: threshold {calibrator.threshold_:.5f}, saved to {args.out}"
+    )
     return 0
 
 
@@ -149,7 +154,9 @@ def save_transfer_figures(report: TransferReport, out: Path) -> dict[str, str]:
     scope = f"fitted on {report.fitted_on}"
     displays: dict[str, ReliabilityDisplay | RiskCoverageDisplay] = {
         "reliability_lfw": ReliabilityDisplay.from_results(report.results, report.same, report.model_name, scope=scope),
-        "risk_coverage_lfw": RiskCoverageDisplay.from_results(report.results, report.same, report.model_name, scope=scope),
+        "risk_coverage_lfw": RiskCoverageDisplay.from_results(
+            report.results, report.same, report.model_name, scope=scope
+        ),
     }
     return _save(displays, out)
 
@@ -161,15 +168,25 @@ def _save(displays: dict[str, Any], out: Path) -> dict[str, str]:
     return {name: str(out / f"{name}.png") for name in displays}
 
 
-def _lfw_transfer(args: argparse.Namespace, model: FaceModel, distances: np.ndarray, same: np.ndarray, quality: np.ndarray | None) -> TransferReport:
+def _lfw_transfer(
+    args: argparse.Namespace, model: FaceModel, distances: np.ndarray, same: np.ndarray, quality: np.ndarray | None
+) -> TransferReport:
     """Every method fitted on all of LFW (``--lfw-root``) scoring this dataset's pairs."""
     if args.lfw_root is None:
         raise XfvError(f"--calibration {args.calibration} needs --lfw-root: the LFW folder to fit the calibrations on")
     lfw = read_protocol("lfw", args.lfw_root)
     lfw_distances, lfw_quality = _distances_and_quality(lfw, model, pairs_input_mode(lfw, "lfw"))
     return transfer_report(
-        lfw_distances, lfw.same, distances, same, model.spec.name, "LFW",
-        bins=args.bins, fit_quality=lfw_quality, quality=quality, quality_groups=args.quality_groups,
+        lfw_distances,
+        lfw.same,
+        distances,
+        same,
+        model.spec.name,
+        "LFW",
+        bins=args.bins,
+        fit_quality=lfw_quality,
+        quality=quality,
+        quality_groups=args.quality_groups,
     )
 
 
@@ -191,7 +208,12 @@ def run_calibration_report(args: argparse.Namespace) -> int:
     }
     if args.calibration in ("folds", "both"):
         folds = calibration_report(
-            distances, pairs.same, pairs.folds, model.spec.name, bins=args.bins, quality=quality,
+            distances,
+            pairs.same,
+            pairs.folds,
+            model.spec.name,
+            bins=args.bins,
+            quality=quality,
             quality_groups=args.quality_groups,
         )
         report.update({key: value for key, value in folds.summary().items() if key not in report})

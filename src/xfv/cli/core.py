@@ -15,7 +15,7 @@ from xfv.datasets import PROTOCOLS, PairList, read_protocol
 from xfv.datasets.readers import pairs_input_mode
 from xfv.errors import XfvError
 from xfv.faces import INPUT_MODES, FaceChoice, FaceReport, parse_face_choices
-from xfv.method.xmaps import METHODS, XMAP_METHODS
+from xfv.method.xmaps import XMAP_METHODS
 from xfv.models import available_models, get_model
 from xfv.pipeline.embeddings import embed_photos
 from xfv.pipeline.evaluate import evaluate
@@ -42,7 +42,7 @@ def add_methods_option(parser: argparse.ArgumentParser) -> None:
     """``--methods``, described from the X-Map method registry (checked by the library, not here)."""
     known = "; ".join(f"{m.number}: {m.name}" for m in XMAP_METHODS.values())
     parser.add_argument(
-        "--methods", type=int_list, default=METHODS, help=f"X-Map methods, comma-separated (default: all; {known})"
+        "--methods", type=int_list, default=None, help=f"X-Map methods, comma-separated (default: all; {known})"
     )
 
 
@@ -168,7 +168,9 @@ def run_embed(args: argparse.Namespace) -> int:
     args.out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
     print_warnings(sidecar["warnings"])
     describe_faces(args.images, reports)
-    print(f"wrote {len(embeddings)} embeddings of size {embeddings.shape[1]} to {args.out} (+ {args.out.with_suffix('.json').name})")
+    print(
+        f"wrote {len(embeddings)} embeddings of size {embeddings.shape[1]} to {args.out} (+ {args.out.with_suffix('.json').name})"
+    )
     return 0
 
 
@@ -192,7 +194,9 @@ def run_models(args: argparse.Namespace) -> int:
         return 0
     for spec in specs:
         threshold = f"{spec.default_threshold:.4f}" if spec.default_threshold is not None else "none"
-        print(f"{spec.name:14s} input {spec.input_size}x{spec.input_size} ({spec.alignment} alignment), "
-              f"{spec.embedding_size}-d, threshold {threshold}")
+        print(
+            f"{spec.name:14s} input {spec.input_size}x{spec.input_size} ({spec.alignment} alignment), "
+            f"{spec.embedding_size}-d, threshold {threshold}"
+        )
         print(f"{'':14s} {spec.description}")
     return 0

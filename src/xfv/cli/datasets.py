@@ -27,8 +27,15 @@ def run_make_xqlfw_synth(args: argparse.Namespace) -> int:
 
     report = make_xqlfw_synth(args.lfw, args.pairs, args.out, args.seed, progress=not args.quiet)
     if args.json:
-        print_json({"out": str(report.out), "seed": report.header.seed, "recipe": report.header.recipe,
-                    "written": report.written, **report.summary})
+        print_json(
+            {
+                "out": str(report.out),
+                "seed": report.header.seed,
+                "recipe": report.header.recipe,
+                "written": report.written,
+                **report.summary,
+            }
+        )
         return 0
     summary = report.summary
     actions = summary["actions"]

@@ -59,7 +59,9 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path, name: str = "lfw") -> Pai
             first = (fields[0], _image_index(pairs_file, number, fields[1]))
             second = (fields[2], _image_index(pairs_file, number, fields[3]))
         else:
-            raise DatasetError(f"{pairs_file}:{number}: expected 'name i j' or 'name1 i name2 j', got {len(fields)} fields")
+            raise DatasetError(
+                f"{pairs_file}:{number}: expected 'name i j' or 'name1 i name2 j', got {len(fields)} fields"
+            )
         genuine_expected = index % (2 * per_class) < per_class
         if (len(fields) == 3) != genuine_expected:
             kind = "a genuine" if genuine_expected else "an impostor"
@@ -76,7 +78,9 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path, name: str = "lfw") -> Pai
         )
     expected = n_folds * 2 * per_class
     if len(pairs) != expected:
-        raise DatasetError(f"{pairs_file}: header says {n_folds} folds x 2 x {per_class} = {expected} pairs, file has {len(pairs)}")
+        raise DatasetError(
+            f"{pairs_file}: header says {n_folds} folds x 2 x {per_class} = {expected} pairs, file has {len(pairs)}"
+        )
     return PairList(name, pairs_file.parent, pairs)
 
 
@@ -176,7 +180,9 @@ def _read_cplfw(root: Path) -> PairList:
 
 def _read_sllfw(root: Path) -> PairList:
     pairs_file = _first_existing(root, ("pair_SLLFW.txt", "pairs_SLLFW.txt", "sllfw_pairs.txt"), "pairs file")
-    return read_path_pairs(pairs_file, _first_existing(root, ("images_deepfunneled", "lfw", "images"), "image folder"), "sllfw")
+    return read_path_pairs(
+        pairs_file, _first_existing(root, ("images_deepfunneled", "lfw", "images"), "image folder"), "sllfw"
+    )
 
 
 def fold_overlap_note(pairs: PairList) -> str:
@@ -199,7 +205,9 @@ def _read_xqlfw(root: Path) -> PairList:
     ``xfv make-xqlfw-synth`` (recognised by its manifest; see :mod:`xfv.datasets.xqlfw_synth`)."""
     if xqlfw_synth.is_synthetic_tree(root):
         header = xqlfw_synth.TreeHeader.from_dict(xqlfw_synth.read_manifest(root), root / xqlfw_synth.MANIFEST_FILE)
-        pairs = read_lfw_pairs(root / xqlfw_synth.PAIRS_FILE, root / xqlfw_synth.IMAGES_FOLDER, xqlfw_synth.DATASET_NAME)
+        pairs = read_lfw_pairs(
+            root / xqlfw_synth.PAIRS_FILE, root / xqlfw_synth.IMAGES_FOLDER, xqlfw_synth.DATASET_NAME
+        )
         pairs = replace(pairs, input_mode=xqlfw_synth.INPUT_MODE, notes=(header.describe(),))
     else:
         pairs_file = _first_existing(root, ("xqlfw_pairs.txt", "pairs.txt"), "pairs file")

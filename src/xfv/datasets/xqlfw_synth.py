@@ -40,8 +40,13 @@ class TreeHeader:
     pairs_sha256: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": FORMAT_VERSION, "seed": self.seed, "recipe": self.recipe,
-                "pairs_sha256": self.pairs_sha256}
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "seed": self.seed,
+            "recipe": self.recipe,
+            "pairs_sha256": self.pairs_sha256,
+        }
 
     @classmethod
     def from_dict(cls, data: Any, source: Path) -> TreeHeader:

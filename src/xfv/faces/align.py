@@ -72,7 +72,9 @@ def align_face(
     if mode not in INPUT_MODES:
         raise XfvError(f"unknown input mode {mode!r}: use one of {', '.join(INPUT_MODES)}")
     if mode == "aligned":
-        resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR)
+        resized = cv2.resize(
+            image, (size, size), interpolation=cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
+        )
         return AlignedFace(face=resized, box=None)
     if alignment not in ("dlib", "arcface"):
         raise XfvError(f"unknown alignment {alignment!r}: use dlib or arcface")

@@ -9,17 +9,15 @@ C-Score of the paper is :class:`xfv.method.cscore.CScoreCalibrator`.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from scipy.special import expit
 
-from xfv.errors import XfvError
+from xfv.errors import CalibrationError
 from xfv.method.thresholds import best_threshold
 
 #: Format tag and version written into every saved calibrator.
@@ -27,10 +25,6 @@ FORMAT = "xfv-calibrator"
 FORMAT_VERSION = 1
 
 _C = TypeVar("_C", bound="Calibrator")
-
-
-class CalibrationError(XfvError):
-    """A calibrator cannot be fitted, used or loaded; the message names the cause."""
 
 
 def check_pairs(distances: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +134,7 @@ class Calibrator(ABC):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):
-            raise CalibrationError(f"the {self.kind} calibrator is not fitted; call fit() or load() first")
+            raise CalibrationError(f"the {self.kind} calibrator is not fitted; call fit() or from_dict() first")
 
     # --- persistence ---------------------------------------------------------------------------
 
@@ -189,19 +183,6 @@ class Calibrator(ABC):
             raise CalibrationError(f"malformed {klass.kind} calibrator description: {exc!r}") from exc
         return calibrator
 
-    def save(self, path: str | Path) -> None:
-        """Write :meth:`to_dict` as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> Calibrator:
-        """Read a calibrator written by :meth:`save`."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CalibrationError(f"cannot read calibrator {path}: {exc}") from exc
-        return cls.from_dict(data)
-
 
 def _import_builtin_kinds() -> None:
     """Register the C-Score, which lives in its own module that imports this one."""
@@ -247,10 +228,14 @@ class QualityAwareCalibrator(Calibrator):
         """Fit the method's own parameters on validated data and qualities."""
 
     @abstractmethod
-    def predict_proba_same(self, distances: np.ndarray | float, quality: np.ndarray | float | None = None) -> np.ndarray:
+    def predict_proba_same(
+        self, distances: np.ndarray | float, quality: np.ndarray | float | None = None
+    ) -> np.ndarray:
         """P(genuine) for each distance at each pair's quality."""
 
-    def predict_confidence(self, distances: np.ndarray | float, quality: np.ndarray | float | None = None) -> np.ndarray:
+    def predict_confidence(
+        self, distances: np.ndarray | float, quality: np.ndarray | float | None = None
+    ) -> np.ndarray:
         p = self.predict_proba_same(distances, quality)
         return np.where(self.predict_same(distances), p, 1.0 - p)
 
@@ -355,7 +340,10 @@ def predict(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """P(genuine), confidence and decision of each pair (quality-aware calibrators get ``quality``)."""
     if isinstance(calibrator, QualityAwareCalibrator):
-        proba, confidence = calibrator.predict_proba_same(distances, quality), calibrator.predict_confidence(distances, quality)
+        proba, confidence = (
+            calibrator.predict_proba_same(distances, quality),
+            calibrator.predict_confidence(distances, quality),
+        )
     else:
         proba, confidence = calibrator.predict_proba_same(distances), calibrator.predict_confidence(distances)
     return proba, confidence, calibrator.predict_same(distances)

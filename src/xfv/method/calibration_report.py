@@ -147,10 +147,6 @@ def calibration_metrics(result: OutOfFold, same: np.ndarray) -> dict[str, float]
 # --- the report ----------------------------------------------------------------------------------
 
 
-#: Every calibration method by name, in report order; ``cscore-quality`` needs each pair's quality.
-METHODS = ("cscore", "cscore-quality", "platt", "isotonic")
-
-
 def calibrator_factories(
     bins: int = 400, quality_groups: int = 3, with_quality: bool = False
 ) -> dict[str, Callable[[], Calibrator]]:
@@ -161,6 +157,10 @@ def calibrator_factories(
         factories["cscore-quality"] = lambda: QualityCScoreCalibrator(groups=quality_groups, bins=bins)
     factories.update(platt=PlattCalibrator, isotonic=IsotonicCalibrator)
     return factories
+
+
+#: Every calibration method by name, in report order (``cscore-quality`` needs each pair's quality).
+METHODS = tuple(calibrator_factories(with_quality=True))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.special import expit
 
-from xfv.method.calibration import CalibrationError, Calibrator, QualityAwareCalibrator, check_pairs, check_quality
+from xfv.errors import CalibrationError
+from xfv.method.calibration import Calibrator, QualityAwareCalibrator, check_pairs, check_quality
 
 #: Where a bin sits on the distance axis in the fit: its centre (default) or its left edge (authors' code).
 X_POSITIONS = ("centre", "left")
@@ -205,20 +206,32 @@ class QualityCScoreCalibrator(QualityAwareCalibrator):
         """c(d) by the curve of each pair's quality group."""
         self._check_fitted()
         d = np.asarray(distances, dtype=np.float64)
-        q = check_quality(None if quality is None else np.broadcast_to(np.asarray(quality, dtype=np.float64), d.shape), d)
+        q = check_quality(
+            None if quality is None else np.broadcast_to(np.asarray(quality, dtype=np.float64), d.shape), d
+        )
         return np.choose(self.group_of(q), [sigmoid(d) for sigmoid in self.sigmoids_])
 
-    def predict_confidence(self, distances: np.ndarray | float, quality: np.ndarray | float | None = None) -> np.ndarray:
+    def predict_confidence(
+        self, distances: np.ndarray | float, quality: np.ndarray | float | None = None
+    ) -> np.ndarray:
         """C-Score from the curve of the pair's quality group, clipped to [0.5, 1] as the plain one."""
         c = self._curve(distances, quality)
         return np.clip(np.where(self.predict_same(distances), c, 1.0 - c), 0.5, 1.0)
 
-    def predict_proba_same(self, distances: np.ndarray | float, quality: np.ndarray | float | None = None) -> np.ndarray:
+    def predict_proba_same(
+        self, distances: np.ndarray | float, quality: np.ndarray | float | None = None
+    ) -> np.ndarray:
         confidence = self.predict_confidence(distances, quality)
         return np.where(self.predict_same(distances), confidence, 1.0 - confidence)
 
     def get_options(self) -> dict[str, Any]:
-        return {**super().get_options(), "groups": self.groups, "bins": self.bins, "x_position": self.x_position, "k0": self.k0}
+        return {
+            **super().get_options(),
+            "groups": self.groups,
+            "bins": self.bins,
+            "x_position": self.x_position,
+            "k0": self.k0,
+        }
 
     def _parameters(self) -> dict[str, Any]:
         return {

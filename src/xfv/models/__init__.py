@@ -70,7 +70,9 @@ def _dlib_int8(spec: ModelSpec) -> FaceModel:
 def _dlib_int8_spec(name: str, description: str) -> ModelSpec:
     """dlib's spec, with its own cache key; threshold and calibration are float32 dlib's."""
     spec = _dlib_spec(name, description)
-    return replace(spec, weights_hash=f"{spec.weights_hash}-int8", threshold_source=f"float32 dlib's: {spec.threshold_source}")
+    return replace(
+        spec, weights_hash=f"{spec.weights_hash}-int8", threshold_source=f"float32 dlib's: {spec.threshold_source}"
+    )
 
 
 def _dlib_native(spec: ModelSpec) -> FaceModel:
@@ -95,7 +97,8 @@ class BuiltinModel:
         return self.backend(self.spec(self.name, self.description))
 
 
-#: The built-in models by name; a new backend is one entry here (user models are JSON specs).
+#: The built-in models by name: a new model is one entry here, read by :func:`get_model`, ``xfv
+#: models``, the web's model lists and the upload form (user models are JSON specs instead).
 BUILTIN: dict[str, BuiltinModel] = {
     model.name: model
     for model in (
@@ -110,8 +113,11 @@ BUILTIN: dict[str, BuiltinModel] = {
         ),
     )
 }
-#: The built-in models offered for choice.
-BUILTIN_MODELS = tuple(name for name, model in BUILTIN.items() if model.listed)
+
+
+def listed_models() -> tuple[str, ...]:
+    """The built-in models offered for choice (``listed``), in registry order."""
+    return tuple(name for name, model in BUILTIN.items() if model.listed)
 
 
 def _user_spec_paths() -> dict[str, Path]:
@@ -138,7 +144,7 @@ def get_model(name: str = DEFAULT_MODEL) -> FaceModel:
 
 def available_models() -> list[ModelSpec]:
     """Specs of the built-in models and of the user's registered ONNX models."""
-    specs = [get_model(name).spec for name in BUILTIN_MODELS]
+    specs = [get_model(name).spec for name in listed_models()]
     for path in _user_spec_paths().values():
         try:
             specs.append(get_model(path.stem).spec)
@@ -149,7 +155,6 @@ def available_models() -> list[ModelSpec]:
 
 __all__ = [
     "BUILTIN",
-    "BUILTIN_MODELS",
     "DEFAULT_MODEL",
     "BuiltinModel",
     "FaceModel",
@@ -157,5 +162,6 @@ __all__ = [
     "available_models",
     "calibration_fields",
     "get_model",
+    "listed_models",
     "shipped_calibration",
 ]

@@ -110,7 +110,9 @@ def draw_degradation(seed: int, name: str, side: str, quality: float) -> Degrada
         scale=scale,
         blur_sigma=round(scale * _within(*BLUR_PER_SCALE, _draw(seed, name, "blur")), 4),
         noise_sigma=_within(*NOISE_SIGMA, _draw(seed, name, "noise")),
-        jpeg_quality=int(LOW_JPEG_QUALITY[0] + (LOW_JPEG_QUALITY[1] - LOW_JPEG_QUALITY[0] + 1) * _draw(seed, name, "jpeg")),
+        jpeg_quality=int(
+            LOW_JPEG_QUALITY[0] + (LOW_JPEG_QUALITY[1] - LOW_JPEG_QUALITY[0] + 1) * _draw(seed, name, "jpeg")
+        ),
     )
 
 
@@ -212,8 +214,13 @@ class ImageRecord:
     def from_dict(cls, data: dict[str, Any]) -> ImageRecord:
         fields = {name: data[name] for name in Degradation.__dataclass_fields__}
         return cls(
-            str(data["path"]), str(data["source_sha256"]), str(data["side"]), Degradation(**fields),
-            float(data["quality_before"]), float(data["quality_after"]), str(data["sha256"]),
+            str(data["path"]),
+            str(data["source_sha256"]),
+            str(data["side"]),
+            Degradation(**fields),
+            float(data["quality_before"]),
+            float(data["quality_after"]),
+            str(data["sha256"]),
         )
 
 
@@ -351,7 +358,9 @@ def _plan(pairs: PairList, images: Path, seed: int, progress: bool) -> Plan:
     """What the tree of ``pairs`` holds for ``seed``: a function of the inputs only."""
     sources = {_relative(path, images): path for path in pairs.unique_images()}
     names = list(sources)
-    quality = dict(zip(names, image_qualities(list(sources.values()), xqlfw_synth.INPUT_MODE, progress=progress).tolist()))
+    quality = dict(
+        zip(names, image_qualities(list(sources.values()), xqlfw_synth.INPUT_MODE, progress=progress).tolist())
+    )
     edges = [(_relative(p.image1, images), _relative(p.image2, images)) for p in pairs.pairs]
     sides = assign_sides(edges, quality, seed)
     return Plan(
@@ -457,5 +466,11 @@ def _make_image(plan: Plan, name: str, target: Path, seed: int) -> ImageRecord:
     target.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(target, data)
     return ImageRecord(
-        name, plan.source_hashes[name], plan.sides[name], degradation, plan.quality[name], quality_after, content_hash(data)
+        name,
+        plan.source_hashes[name],
+        plan.sides[name],
+        degradation,
+        plan.quality[name],
+        quality_after,
+        content_hash(data),
     )

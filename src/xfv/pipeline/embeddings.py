@@ -104,7 +104,9 @@ def _embed(
         if key not in found or (with_reports and _report_key(key) not in found):
             missing.setdefault(key, (Path(path), face))
     items = list(missing.items())
-    with tqdm(total=len(items), desc=f"embedding ({model.spec.name})", unit="img", disable=not progress or not items) as bar:
+    with tqdm(
+        total=len(items), desc=f"embedding ({model.spec.name})", unit="img", disable=not progress or not items
+    ) as bar:
         paths_and_faces = [path_and_face for _, path_and_face in items]
         aligned = aligned_faces(paths_and_faces, model.spec, mode, assess=with_reports)
         for start in range(0, len(items), ALIGN_BATCH):
@@ -118,7 +120,9 @@ def _embed(
             bar.update(len(batch))
     if not keys:
         return np.empty((0, model.spec.embedding_size), np.float32), []
-    reports: list[FaceReport | None] = [_report_of(found[_report_key(key)]) for key in keys] if with_reports else [None] * len(keys)
+    reports: list[FaceReport | None] = (
+        [_report_of(found[_report_key(key)]) for key in keys] if with_reports else [None] * len(keys)
+    )
     return np.stack([found[key] for key in keys]), reports
 
 

@@ -160,7 +160,12 @@ class CScoreFitDisplay:
         grid = np.linspace(0.0, x_max, 1000)
         shown = self.ratios.x <= x_max
         curves.plot(
-            self.ratios.x[shown], self.ratios.ratio[shown], ".", color="black", markersize=3, label="genuine share per bin"
+            self.ratios.x[shown],
+            self.ratios.ratio[shown],
+            ".",
+            color="black",
+            markersize=3,
+            label="genuine share per bin",
         )
         curves.plot(grid, self.calibrator.sigmoid_(grid), color="tab:blue", label="fitted c(d)")
         curves.plot(grid, self.calibrator.predict_confidence(grid), color="tab:orange", label="C-Score")
