@@ -30,14 +30,19 @@ def xfv(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "xfv.cli", *args], capture_output=True, text=True, timeout=1200)
 
 
-def slice_pairs(path: Path, per_class: int) -> Path:
-    """The first ``per_class`` genuine and impostor pairs of every fold of the real XQLFW list, in its format."""
-    lines = XQLFW_PAIRS.read_text().splitlines()
+def first_of_each_fold(pairs_file: Path, per_class: int) -> list[str]:
+    """The header and the first ``per_class`` genuine and impostor lines of each fold of a 10 x 300 pairs file."""
+    lines = pairs_file.read_text().splitlines()
     kept = [f"10\t{per_class}"]
     for fold in range(10):
         block = lines[1 + 600 * fold : 1 + 600 * (fold + 1)]
         kept += block[:per_class] + block[300 : 300 + per_class]
-    path.write_text("\r\n".join(kept) + "\r\n", newline="")
+    return kept
+
+
+def slice_pairs(path: Path, per_class: int) -> Path:
+    """A slice of the real XQLFW list (:func:`first_of_each_fold`), in its format (CRLF endings)."""
+    path.write_text("\r\n".join(first_of_each_fold(XQLFW_PAIRS, per_class)) + "\r\n", newline="")
     return path
 
 
@@ -278,14 +283,9 @@ def test_ingest_stores_each_images_quality_and_the_pages_show_it(small_tree: Pat
 
 
 def lfw_slice(root: Path, per_class: int) -> Path:
-    """An LFW root holding the first ``per_class`` genuine and impostor pairs of each fold of the real pairs.txt."""
-    lines = (LFW_ROOT / "pairs.txt").read_text().splitlines()
-    kept = [f"10\t{per_class}"]
-    for fold in range(10):
-        block = lines[1 + 600 * fold : 1 + 600 * (fold + 1)]
-        kept += block[:per_class] + block[300 : 300 + per_class]
+    """An LFW root with a slice of the real pairs.txt (:func:`first_of_each_fold`) and LFW's images."""
     root.mkdir()
-    (root / "pairs.txt").write_text("\n".join(kept) + "\n")
+    (root / "pairs.txt").write_text("\n".join(first_of_each_fold(LFW_ROOT / "pairs.txt", per_class)) + "\n")
     (root / "images_deepfunneled").symlink_to(LFW_IMAGES)
     return root
 
@@ -307,21 +307,9 @@ def test_evaluation_and_calibration_report_fold_wise_and_fitted_on_lfw(real_data
     assert synthetic["accuracy_mean"] < on_lfw["accuracy_mean"] - 0.05
     assert any("synthetic degradation" in note for note in synthetic["notes"])
 
+    report_of_tree = ["calibration-report", "--protocol", "xqlfw", "--root", str(tree), "--bins", "200"]
     result = xfv(
-        "calibration-report",
-        "--protocol",
-        "xqlfw",
-        "--root",
-        str(tree),
-        "--out",
-        str(tmp_path / "figures"),
-        "--calibration",
-        "both",
-        "--lfw-root",
-        str(lfw),
-        "--bins",
-        "200",
-        "--json",
+        *report_of_tree, "--out", str(tmp_path / "f1"), "--calibration", "both", "--lfw-root", str(lfw), "--json"
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
@@ -340,32 +328,8 @@ def test_evaluation_and_calibration_report_fold_wise_and_fitted_on_lfw(real_data
         "risk_coverage_lfw.png",
     }
 
-    table = xfv(
-        "calibration-report",
-        "--protocol",
-        "xqlfw",
-        "--root",
-        str(tree),
-        "--out",
-        str(tmp_path / "f2"),
-        "--calibration",
-        "lfw",
-        "--lfw-root",
-        str(lfw),
-        "--bins",
-        "200",
-    )
+    table = xfv(*report_of_tree, "--out", str(tmp_path / "f2"), "--calibration", "lfw", "--lfw-root", str(lfw))
     assert table.returncode == 0, table.stderr[-2000:]
     assert "fitted on LFW" in table.stdout and "other folds" not in table.stdout and "cscore-quality" in table.stdout
-    missing = xfv(
-        "calibration-report",
-        "--protocol",
-        "xqlfw",
-        "--root",
-        str(tree),
-        "--out",
-        str(tmp_path / "f3"),
-        "--calibration",
-        "both",
-    )
+    missing = xfv(*report_of_tree, "--out", str(tmp_path / "f3"), "--calibration", "both")
     assert missing.returncode == 2 and "needs --lfw-root" in missing.stderr
