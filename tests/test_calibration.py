@@ -235,11 +235,12 @@ def test_calibration_report_command(
     import xfv.cli.calibration as command
 
     d, same, folds = small_lfw_like()
-    pairs = SimpleNamespace(same=same, folds=folds)
+    quality = np.random.default_rng(0).uniform(0.2, 0.9, len(d))
+    pairs = SimpleNamespace(name="lfw", same=same, folds=folds, input_mode=None, notes=())
     model = SimpleNamespace(spec=SimpleNamespace(name="fake"))
     monkeypatch.setattr(command, "read_protocol", lambda protocol, root: pairs)
     monkeypatch.setattr(command, "get_model", lambda name: model)
-    monkeypatch.setattr(command, "pair_distances", lambda p, m, mode, progress=True: d)
+    monkeypatch.setattr(command, "_distances_and_quality", lambda p, m, mode, with_quality=True: (d, quality))
     parser = argparse.ArgumentParser()
     command.register(parser.add_subparsers())
     base = ["calibration-report", "--protocol", "lfw", "--root", str(tmp_path), "--out", str(tmp_path / "out")]
@@ -248,7 +249,8 @@ def test_calibration_report_command(
     assert args.func(args) == 0
     report = json.loads(capsys.readouterr().out)  # NaN became null: valid JSON
     assert report["protocol"] == "lfw" and report["input_mode"] == "lfw-funneled" and report["model"] == "fake"
-    assert report["cscore_bins"] == 200 and report["n_pairs"] == len(d)
+    assert report["cscore_bins"] == 200 and report["n_pairs"] == len(d) and report["cscore_quality_groups"] == 3
+    assert {"cscore", "cscore-quality", "platt", "isotonic"} <= set(report) and "lfw_fitted" not in report
     assert set(report["figures"]) == {"reliability", "risk_coverage", "cscore_fit"}
     for path in report["figures"].values():
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -257,17 +259,19 @@ def test_calibration_report_command(
     args = parser.parse_args(base)
     assert args.func(args) == 0
     table = capsys.readouterr().out
-    assert "cscore" in table and "isotonic" in table and "reliability.png" in table
+    assert "cscore-quality" in table and "isotonic" in table and "reliability.png" in table
     with pytest.raises(SystemExit):
         parser.parse_args([*base, "--bins", "1"])
 
 
 class _Pairs(list[int]):
-    """A stand-in pair list: its length and labels are all ``xfv calibrate`` reads of it."""
+    """A stand-in pair list: its length, labels, name and input mode are all ``xfv calibrate`` reads of it."""
 
     def __init__(self, same: np.ndarray) -> None:
         super().__init__(range(len(same)))
         self.same = same
+        self.name = "lfw"
+        self.input_mode = None
 
 
 @pytest.mark.parametrize("method", ["cscore", "platt", "isotonic"])

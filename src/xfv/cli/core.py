@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from xfv.config import get_settings
-from xfv.datasets import PROTOCOLS, get_protocol, read_protocol
+from xfv.datasets import PROTOCOLS, PairList, read_protocol
+from xfv.datasets.readers import pairs_input_mode
 from xfv.errors import XfvError
 from xfv.faces import INPUT_MODES, FaceChoice, FaceReport, parse_face_choices
 from xfv.method.xmaps import XMAP_METHODS
@@ -51,9 +52,10 @@ def add_protocol_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), required=True, help=f"benchmark protocol ({known})")
 
 
-def protocol_input_mode(args: argparse.Namespace) -> str:
-    """``--input-mode``, else the usual input mode of ``--protocol``'s images."""
-    return str(args.input_mode or get_protocol(args.protocol).input_mode)
+def protocol_input_mode(args: argparse.Namespace, pairs: PairList) -> str:
+    """``--input-mode``, else the input mode the pair list's images need (the protocol's usual one
+    unless the reader knows better, e.g. LFW-shaped images in an ``xqlfw`` tree)."""
+    return str(args.input_mode or pairs_input_mode(pairs, args.protocol))
 
 
 def model_name(args: argparse.Namespace) -> str:
@@ -132,13 +134,15 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     pairs = read_protocol(args.protocol, args.root)
-    mode = protocol_input_mode(args)
+    mode = protocol_input_mode(args, pairs)
     report = evaluate(pairs, get_model(model_name(args)), mode, progress=True)
     summary = report.summary()
     if args.json:
         print_json(summary)
         return 0
     print(f"{summary['protocol']} with {summary['model']} ({mode}), {summary['n_pairs']} pairs, 10 folds")
+    for note in pairs.notes:
+        print(f"  note: {note}")
     print(f"  accuracy        {report.accuracy_mean:.4f} +- {report.accuracy_std:.4f}")
     print(f"  ROC AUC         {report.auc:.5f}")
     print(f"  TAR @ FAR 1e-3  {report.tar_at_far_1e3:.4f}")

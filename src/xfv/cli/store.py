@@ -42,9 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ingest.add_argument(
         "--root", type=Path, required=True, help="the dataset's folder (the download target with --download)"
     )
-    ingest.add_argument("--name", help="name of the dataset in the store (default: the protocol)")
     ingest.add_argument(
-        "--input-mode", choices=INPUT_MODES, help="how faces are found (default: the protocol's usual mode)"
+        "--name",
+        help="name of the dataset in the store (default: its own: the protocol's, or xqlfw-synth for a generated set)",
+    )
+    ingest.add_argument(
+        "--input-mode", choices=INPUT_MODES, help="how faces are found (default: the one the dataset's images need)"
     )
     download = ingest.add_argument_group("download (LFW only)")
     download.add_argument(
@@ -127,9 +130,7 @@ def run_ingest(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     store = _store(args)
-    report = ingest(
-        store, args.protocol, args.root, args.name or args.protocol, args.input_mode, progress=not args.quiet
-    )
+    report = ingest(store, args.protocol, args.root, args.name, args.input_mode, progress=not args.quiet)
     verb = "ingested" if report.created else "already stored, unchanged:"
     print(
         f"{verb} {report.name} ({report.protocol}, {report.input_mode}): {report.pairs} pairs, "

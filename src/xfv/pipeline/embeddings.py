@@ -50,7 +50,8 @@ def _report_of(array: np.ndarray) -> FaceReport | None:
     return FaceReport.from_dict(data) if data else None
 
 
-def _hash_file(path: Path) -> str:
+def image_file_hash(path: Path) -> str:
+    """SHA-256 of an image file's bytes; ``ImageError`` naming the file if it cannot be read."""
     try:
         return content_hash(Path(path).read_bytes())
     except FileNotFoundError:
@@ -95,7 +96,7 @@ def _embed(
     """Cached embeddings (and reports) are only read; new ones are written batch by batch, so an
     interrupted run keeps its work."""
     cache = cache or default_cache()
-    keys = [embedding_key(model, mode, _hash_file(path), face) for path, face in zip(paths, faces)]
+    keys = [embedding_key(model, mode, image_file_hash(path), face) for path, face in zip(paths, faces)]
     wanted = [*keys, *map(_report_key, keys)] if with_reports else keys
     found = cache.get_many(wanted)
     missing: dict[str, tuple[Path, FaceChoice]] = {}

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from xfv.datasets import PROTOCOLS
 from xfv.store.catalog import default_model, list_datasets, model_names
-from xfv.store.models import Dataset, Model, Pair, PairResult, XMapResult
+from xfv.store.models import Dataset, Image, Model, Pair, PairResult, XMapResult
 from xfv.store.results import fold_results
 
 
@@ -59,13 +60,17 @@ def dataset_models(session: Session, dataset: Dataset) -> list[ModelSummary]:
 
 @dataclass(frozen=True)
 class DatasetOverview:
-    """A dataset and how each model did on it."""
+    """A dataset, its image quality (mean, and mean gap within a pair), its protocol's caveat, and
+    how each model did on it."""
 
     name: str
     protocol: str
     pairs: int
     images: int
     models: list[ModelSummary]
+    mean_quality: float | None = None
+    mean_quality_gap: float | None = None
+    caveat: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,15 @@ class Overview:
 def overview(session: Session) -> Overview:
     """Datasets, models, counts, accuracy per dataset x model, and an example pair to show."""
     datasets = [
-        DatasetOverview(d.name, d.protocol, d.pair_count, d.image_count, dataset_models(session, d))
+        DatasetOverview(
+            d.name,
+            d.protocol,
+            d.pair_count,
+            d.image_count,
+            dataset_models(session, d),
+            *_quality(session, d),
+            PROTOCOLS[d.protocol].caveat if d.protocol in PROTOCOLS else "",
+        )
         for d in list_datasets(session)
     ]
     example_pair, example_model = _example(session)
@@ -97,6 +110,20 @@ def overview(session: Session) -> Overview:
         example_pair=example_pair,
         example_model=example_model,
     )
+
+
+def _quality(session: Session, dataset: Dataset) -> tuple[float | None, float | None]:
+    """Mean image quality of a dataset, and the mean quality difference of the two images of a pair."""
+    first, second = aliased(Image), aliased(Image)
+    mean = session.scalar(select(func.avg(Image.quality)).where(Image.dataset_id == dataset.id))
+    gap = session.scalar(
+        select(func.avg(func.abs(first.quality - second.quality)))
+        .select_from(Pair)
+        .join(first, first.id == Pair.image1_id)
+        .join(second, second.id == Pair.image2_id)
+        .where(Pair.dataset_id == dataset.id)
+    )
+    return (None if mean is None else float(mean)), (None if gap is None else float(gap))
 
 
 def _example(session: Session) -> tuple[int | None, str | None]:
