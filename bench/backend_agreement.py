@@ -39,8 +39,10 @@ def main() -> None:
         return
     for name, accuracy in result["accuracy"].items():
         print(f"{name:12s} LFW accuracy {accuracy:.5f}")
-    print(f"largest distance difference {result['max_distance_difference']:.2e}; "
-          f"identical to three decimals: {result['same_to_three_decimals']}")
+    print(
+        f"largest distance difference {result['max_distance_difference']:.2e}; "
+        f"identical to three decimals: {result['same_to_three_decimals']}"
+    )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ def _face(model) -> tuple[np.ndarray, str]:
     return np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8), "a random face"
 
 
-def _embed_all(model, plan: OcclusionPlan, face: np.ndarray, segment: range, incremental: bool) -> tuple[np.ndarray, float]:
+def _embed_all(
+    model, plan: OcclusionPlan, face: np.ndarray, segment: range, incremental: bool
+) -> tuple[np.ndarray, float]:
     """Embeddings of one patch size's occlusions, and the seconds it took (occluding included)."""
     started = time.perf_counter()
     out = []

@@ -66,10 +66,15 @@ def onnx_gflop_per_face(path: Path, input_size: int) -> float:
     graph_input = model.graph.input[0]
     dims = graph_input.type.tensor_type.shape.dim
     dims[0].dim_value = 1
-    for dim, size in zip(dims[1:], (3, input_size, input_size) if dims[1].dim_value == 3 else (input_size, input_size, 3)):
+    for dim, size in zip(
+        dims[1:], (3, input_size, input_size) if dims[1].dim_value == 3 else (input_size, input_size, 3)
+    ):
         dim.dim_value = size
     inferred = onnx.shape_inference.infer_shapes(model)
-    shapes = {value.name: [d.dim_value for d in value.type.tensor_type.shape.dim] for value in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)}
+    shapes = {
+        value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
+        for value in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)
+    }
     weights = {init.name: list(init.dims) for init in model.graph.initializer}
     shapes.update(weights)
     total = 0
@@ -176,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{len(faces)} aligned LFW faces per model, max |dlib - dlib-native| = {result['max_abs_diff']:.2e}")
     for name, rate in result["per_second"].items():
-        print(f"  {name:12s} {rate:8.1f} embeddings/s  {result['gflop_per_face'][name]:.3f} GFLOP/face  "
-              f"({result['achieved_gflops'][name]:.1f} GFLOP/s)")
+        print(
+            f"  {name:12s} {rate:8.1f} embeddings/s  {result['gflop_per_face'][name]:.3f} GFLOP/face  "
+            f"({result['achieved_gflops'][name]:.1f} GFLOP/s)"
+        )
     print(f"  dlib / dlib-native {result['ratio']:.2f}x")
     for name in result["not_installed"]:
         print(f"  {name:12s} not installed (xfv models install {name})")

@@ -97,8 +97,22 @@ def variants(model: str) -> list[Variant]:
         caffe = ("BGR", CAFFE_BGR_MEAN, (1.0, 1.0, 1.0))
         return [
             Variant("arcface", "ArcFace template, BGR, Caffe means (the issue's recipe)", template_crop(1.0), *caffe),
-            Variant("arcface-rgb", "ArcFace template, RGB, Caffe means", template_crop(1.0), "RGB", CAFFE_BGR_MEAN[::-1], (1.0, 1.0, 1.0)),
-            Variant("arcface-127", "ArcFace template, BGR, (x - 127.5) / 127.5", template_crop(1.0), "BGR", (127.5,) * 3, (127.5,) * 3),
+            Variant(
+                "arcface-rgb",
+                "ArcFace template, RGB, Caffe means",
+                template_crop(1.0),
+                "RGB",
+                CAFFE_BGR_MEAN[::-1],
+                (1.0, 1.0, 1.0),
+            ),
+            Variant(
+                "arcface-127",
+                "ArcFace template, BGR, (x - 127.5) / 127.5",
+                template_crop(1.0),
+                "BGR",
+                (127.5,) * 3,
+                (127.5,) * 3,
+            ),
             Variant("arcface-0.95", "ArcFace template zoomed out to 0.95, BGR, Caffe", template_crop(0.95), *caffe),
             Variant("arcface-0.9", "ArcFace template zoomed out to 0.9, BGR, Caffe", template_crop(0.9), *caffe),
             Variant("arcface-0.85", "ArcFace template zoomed out to 0.85, BGR, Caffe", template_crop(0.85), *caffe),
@@ -135,7 +149,9 @@ def locations(paths: list[Path]) -> dict[Path, FaceLocation]:
     return dict(zip(paths, found))
 
 
-def embed_variant(network: OnnxModel, variant: Variant, paths: list[Path], where: dict[Path, FaceLocation]) -> np.ndarray:
+def embed_variant(
+    network: OnnxModel, variant: Variant, paths: list[Path], where: dict[Path, FaceLocation]
+) -> np.ndarray:
     model = OnnxModel(
         replace(network.onnx_spec, colour=variant.colour, mean=variant.mean, std=variant.std),
         session=network._session,  # one converted network for every variant
@@ -189,7 +205,10 @@ def main() -> None:
         }
         results.append(result)
         if not args.json:
-            print(f"{variant.name:12s} {result['accuracy_mean']:.4f} +- {result['accuracy_std']:.4f}  {variant.description}", flush=True)
+            print(
+                f"{variant.name:12s} {result['accuracy_mean']:.4f} +- {result['accuracy_std']:.4f}  {variant.description}",
+                flush=True,
+            )
     if args.json:
         print(json.dumps({"model": args.model, "input_mode": MODE, "results": results}, indent=2))
 

@@ -36,10 +36,14 @@ def measure(count: int, stride: int, accuracy: bool) -> dict:
     reference, int8 = get_model("dlib"), get_model("dlib-int8")
     pairs = read_protocol("lfw", LFW)
     chosen = pairs.pairs[: count // 2] + pairs.pairs[300 : 300 + count - count // 2]
-    faces = [tuple(align_path(p, reference.spec, "lfw-funneled") for p in (pair.image1, pair.image2)) for pair in chosen]
+    faces = [
+        tuple(align_path(p, reference.spec, "lfw-funneled") for p in (pair.image1, pair.image2)) for pair in chosen
+    ]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
-        scores = map_fidelity(reference, int8, faces, OcclusionSettings(stride=stride), ArrayCache(Path(folder) / "a.sqlite"))
+        scores = map_fidelity(
+            reference, int8, faces, OcclusionSettings(stride=stride), ArrayCache(Path(folder) / "a.sqlite")
+        )
     per_method = {m: [s[m] for s in scores] for m in scores[0]}
     result = {
         "pairs": len(chosen),

@@ -59,8 +59,9 @@ def synthetic_store(url: str, lfw: Path, copies: int, seed: int = 0) -> int:
     from xfv.models import get_model
     from xfv.pipeline.compute import score_dataset
     from xfv.store import open_store
+    from xfv.store.catalog import register_model
     from xfv.store.models import Dataset, Identity, Image, Pair
-    from xfv.store.repository import add_distances, register_model
+    from xfv.store.results import add_distances
 
     store = open_store(url)
     protocol = read_protocol("lfw", lfw)

@@ -16,7 +16,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from xfv.store import Store
-from xfv.store.repository import find_dataset, find_model, result_rows
+from xfv.store.catalog import find_dataset, find_model
+from xfv.store.pair_table import result_rows
 
 FOLDS = 10
 IMAGE_SIZE = 48

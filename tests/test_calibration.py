@@ -12,8 +12,8 @@ import pytest
 from scipy.special import expit
 
 from tests.test_cscore import lfw_like, two_gaussians
+from xfv.errors import CalibrationError
 from xfv.method.calibration import (
-    CalibrationError,
     Calibrator,
     IsotonicCalibrator,
     PlattCalibrator,
@@ -31,6 +31,7 @@ from xfv.method.calibration_report import (
     risk_coverage_curve,
 )
 from xfv.method.thresholds import best_threshold
+from xfv.pipeline.calibrate import load_calibrator, save_calibrator
 
 # --- baselines -----------------------------------------------------------------------------------
 
@@ -72,8 +73,8 @@ def test_isotonic_is_non_increasing_and_clipped() -> None:
 @pytest.mark.parametrize("kind", [PlattCalibrator, IsotonicCalibrator])
 def test_baselines_save_and_load(kind: type[Calibrator], tmp_path: Path) -> None:
     calibrator = kind().fit(*two_gaussians(), model_name="m", data_description="synthetic")
-    calibrator.save(tmp_path / "c.json")
-    loaded = Calibrator.load(tmp_path / "c.json")
+    save_calibrator(calibrator, tmp_path / "c.json")
+    loaded = load_calibrator(tmp_path / "c.json")
     assert type(loaded) is kind and loaded.model_name_ == "m" and loaded.threshold_ == calibrator.threshold_
     d = np.linspace(0.0, 2.0, 101)
     assert np.array_equal(loaded.predict_confidence(d), calibrator.predict_confidence(d))
@@ -100,7 +101,7 @@ def test_malformed_descriptions_are_clear_errors(tmp_path: Path) -> None:
         Calibrator.from_dict([good])  # type: ignore[arg-type]
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(CalibrationError, match="cannot read"):
-        Calibrator.load(tmp_path / "bad.json")
+        load_calibrator(tmp_path / "bad.json")
 
 
 # --- fold-wise use -------------------------------------------------------------------------------
@@ -234,11 +235,12 @@ def test_calibration_report_command(
     import xfv.cli.calibration as command
 
     d, same, folds = small_lfw_like()
-    pairs = SimpleNamespace(same=same, folds=folds)
+    quality = np.random.default_rng(0).uniform(0.2, 0.9, len(d))
+    pairs = SimpleNamespace(name="lfw", same=same, folds=folds, input_mode=None, notes=())
     model = SimpleNamespace(spec=SimpleNamespace(name="fake"))
     monkeypatch.setattr(command, "read_protocol", lambda protocol, root: pairs)
     monkeypatch.setattr(command, "get_model", lambda name: model)
-    monkeypatch.setattr(command, "pair_distances", lambda p, m, mode, progress=True: d)
+    monkeypatch.setattr(command, "_distances_and_quality", lambda p, m, mode, with_quality=True: (d, quality))
     parser = argparse.ArgumentParser()
     command.register(parser.add_subparsers())
     base = ["calibration-report", "--protocol", "lfw", "--root", str(tmp_path), "--out", str(tmp_path / "out")]
@@ -247,7 +249,8 @@ def test_calibration_report_command(
     assert args.func(args) == 0
     report = json.loads(capsys.readouterr().out)  # NaN became null: valid JSON
     assert report["protocol"] == "lfw" and report["input_mode"] == "lfw-funneled" and report["model"] == "fake"
-    assert report["cscore_bins"] == 200 and report["n_pairs"] == len(d)
+    assert report["cscore_bins"] == 200 and report["n_pairs"] == len(d) and report["cscore_quality_groups"] == 3
+    assert {"cscore", "cscore-quality", "platt", "isotonic"} <= set(report) and "lfw_fitted" not in report
     assert set(report["figures"]) == {"reliability", "risk_coverage", "cscore_fit"}
     for path in report["figures"].values():
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -256,6 +259,46 @@ def test_calibration_report_command(
     args = parser.parse_args(base)
     assert args.func(args) == 0
     table = capsys.readouterr().out
-    assert "cscore" in table and "isotonic" in table and "reliability.png" in table
+    assert "cscore-quality" in table and "isotonic" in table and "reliability.png" in table
     with pytest.raises(SystemExit):
         parser.parse_args([*base, "--bins", "1"])
+
+
+class _Pairs(list[int]):
+    """A stand-in pair list: its length, labels, name and input mode are all ``xfv calibrate`` reads of it."""
+
+    def __init__(self, same: np.ndarray) -> None:
+        super().__init__(range(len(same)))
+        self.same = same
+        self.name = "lfw"
+        self.input_mode = None
+
+
+@pytest.mark.parametrize("method", ["cscore", "platt", "isotonic"])
+def test_calibrate_command_saves_a_calibrator_the_explainer_loads(
+    method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import xfv
+    import xfv.cli.calibration as command
+    from tests.test_xmaps import BlockProjectionModel
+
+    d, same, _ = small_lfw_like()
+    model = SimpleNamespace(spec=SimpleNamespace(name="fake"))
+    monkeypatch.setattr(command, "read_protocol", lambda protocol, root: _Pairs(same))
+    monkeypatch.setattr(command, "get_model", lambda name: model)
+    monkeypatch.setattr(command, "pair_distances", lambda p, m, mode, progress=True: d)
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    out = tmp_path / "calibration" / f"{method}.json"
+    args = parser.parse_args(
+        ["calibrate", "--protocol", "lfw", "--root", str(tmp_path), "--method", method, "--out", str(out)]
+    )
+    assert args.func(args) == 0 and f"saved to {out}" in capsys.readouterr().out
+    loaded = load_calibrator(out)
+    assert (
+        loaded.kind == method
+        and loaded.model_name_ == "fake"
+        and loaded.threshold_ == pytest.approx(best_threshold(d, same))
+    )
+    explainer = xfv.XMaps(BlockProjectionModel(), calibrator=out)  # a path is loaded
+    assert explainer.calibrator is not None and explainer.calibrator.kind == method and "C-Score on" in repr(explainer)

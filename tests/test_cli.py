@@ -56,7 +56,9 @@ def test_bad_inputs_exit_non_zero_with_one_line(tmp_path: Path, lfw_root: Path) 
     root = tmp_path / "lfw"
     (root / "images_deepfunneled").mkdir(parents=True)
     (root / "pairs.txt").write_text("10 300\nAaron 1 two\n")
-    assert_one_line_error(xfv("evaluate", "--protocol", "lfw", "--root", str(root)), "pairs.txt:2", "image number 'two'")
+    assert_one_line_error(
+        xfv("evaluate", "--protocol", "lfw", "--root", str(root)), "pairs.txt:2", "image number 'two'"
+    )
     assert_one_line_error(xfv("verify", good, good, "--model", "nope"), "unknown model 'nope'")
 
 

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from tests.synthetic import result_table
 from xfv.cli import main
 from xfv.datasets import read_protocol
-from xfv.errors import DatasetError, ModelError, XfvError
-from xfv.method.calibration import CalibrationError, Calibrator, out_of_fold_confidence
+from xfv.errors import CalibrationError, DatasetError, ModelError, XfvError
+from xfv.method.calibration import Calibrator, out_of_fold_confidence
 from xfv.method.cscore import CScoreCalibrator
 from xfv.method.occlusion import OcclusionSettings
 from xfv.method.thresholds import fold_thresholds, pair_thresholds
@@ -26,9 +26,12 @@ from xfv.pipeline import compute
 from xfv.pipeline.compute import ComputeOptions, compute_scores, compute_xmaps, select_pairs
 from xfv.pipeline.evaluate import evaluate, pair_distances
 from xfv.store import Store, open_store
+from xfv.store.catalog import find_dataset, find_model
 from xfv.store.ingest import ingest
+from xfv.store.jobs import list_jobs
 from xfv.store.models import FoldResult, Job, JobChunk, Pair, PairResult, XMapResult
-from xfv.store.repository import PairFiles, dataset_pair_files, find_dataset, find_model, list_jobs, pair_xmaps
+from xfv.store.pairs import PairFiles, dataset_pair_files
+from xfv.store.xmaps import pair_xmaps
 
 QUIET = ComputeOptions(chunk_size=30, progress=False)
 #: Small occlusion settings keep X-Map tests fast (16x16 faces, 2 patch sizes).

@@ -16,7 +16,7 @@ from xfv.pipeline.compute import ComputeOptions, compute_scores
 from xfv.pipeline.evaluate import evaluate
 from xfv.store import open_store
 from xfv.store.ingest import ingest
-from xfv.store.repository import PairQuery, query_pairs
+from xfv.store.pair_table import PairQuery, query_pairs
 
 PER_CLASS = 5  # per fold: 5 genuine + 5 impostor pairs, 100 pairs in all
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import LFW_ROOT, SHARED
 from xfv.datasets import read_protocol
-from xfv.datasets.readers import read_lfw_pairs, read_path_pairs, read_two_line_pairs
+from xfv.datasets.readers import fold_overlap_note, read_lfw_pairs, read_path_pairs, read_two_line_pairs
 from xfv.errors import DatasetError
 
 
@@ -26,7 +26,11 @@ def test_real_lfw_pairs_have_ten_balanced_folds(lfw_root: Path) -> None:
     assert np.bincount(pairs.folds[pairs.same]).tolist() == [300] * 10
     assert all(p.image1.is_file() and p.image2.is_file() for p in pairs.pairs[::97])
     first = pairs.pairs[0]
-    assert (first.identity1, first.image1.name, first.image2.name) == ("Abel_Pacheco", "Abel_Pacheco_0001.jpg", "Abel_Pacheco_0004.jpg")
+    assert (first.identity1, first.image1.name, first.image2.name) == (
+        "Abel_Pacheco",
+        "Abel_Pacheco_0001.jpg",
+        "Abel_Pacheco_0004.jpg",
+    )
 
 
 def test_real_cplfw_list_with_header_and_crlf() -> None:
@@ -107,3 +111,23 @@ def test_unknown_protocol_and_missing_root(tmp_path: Path) -> None:
         read_protocol("lfw", tmp_path / "nowhere")
     with pytest.raises(DatasetError, match="no image folder found"):
         read_protocol("lfw", tmp_path)
+
+
+def test_real_xqlfw_list_folds_are_not_identity_disjoint_and_the_reader_says_so(tmp_path: Path) -> None:
+    source = SHARED / "data" / "xqlfw" / "xqlfw_pairs.txt"
+    if not source.is_file():
+        pytest.skip(f"XQLFW pair list not found at {source}")
+    (tmp_path / "xqlfw_pairs.txt").write_bytes(source.read_bytes())
+    (tmp_path / "xqlfw_aligned_112").mkdir()
+    pairs = read_protocol("xqlfw", tmp_path)
+    assert pairs.name == "xqlfw" and len(pairs) == 6000 and pairs.input_mode is None
+    assert (
+        len(pairs.unique_images()) == 7263
+        and len({p.identity1 for p in pairs.pairs} | {p.identity2 for p in pairs.pairs}) == 3743
+    )
+    assert pairs.notes == (
+        "folds as the pairs file gives them, not identity-disjoint: 2,213 of 3,743 identities appear in more "
+        "than one fold, so a fold's threshold and calibration were fitted on some of its people",
+    )
+    if LFW_ROOT.is_dir():
+        assert fold_overlap_note(read_protocol("lfw", LFW_ROOT)) == ""  # LFW's View 2 folds are identity-disjoint

@@ -15,7 +15,12 @@ def lfw_slice(lfw_root: Path, per_fold: int = 30):
     """The first ``per_fold`` genuine and impostor pairs of every fold."""
     pairs = read_protocol("lfw", lfw_root)
     same, folds = pairs.same, pairs.folds
-    keep = [i for k in range(10) for label in (True, False) for i in np.flatnonzero((folds == k) & (same == label))[:per_fold]]
+    keep = [
+        i
+        for k in range(10)
+        for label in (True, False)
+        for i in np.flatnonzero((folds == k) & (same == label))[:per_fold]
+    ]
     return pairs.subset(sorted(keep))
 
 

@@ -24,8 +24,6 @@ PAIRS = 20
 FAST_SETTINGS = OcclusionSettings(patch_sizes=(28,), stride=10)
 
 
-
-
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> OcclusionEngine:
     if not (LFW / "pairs.txt").is_file() or not (LFW / "images_deepfunneled").is_dir():

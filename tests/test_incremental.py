@@ -71,13 +71,27 @@ def _preprocess(faces: np.ndarray) -> np.ndarray:
 def test_incremental_inference_equals_full_passes_on_a_small_resnet() -> None:
     model = _small_resnet()
     runner = IncrementalRunner(model, 42, _preprocess, session_from_bytes, switch_fraction=1.0)
-    assert [u.nodes[0].op_type for u in runner.units] == ["Conv", "MaxPool", "Conv", "Conv", "Conv", "AveragePool", "Conv"]
+    assert [u.nodes[0].op_type for u in runner.units] == [
+        "Conv",
+        "MaxPool",
+        "Conv",
+        "Conv",
+        "Conv",
+        "AveragePool",
+        "Conv",
+    ]
     full = session_from_bytes(model.SerializeToString())
     rng = np.random.default_rng(1)
     face = rng.integers(0, 256, (42, 42, 3), dtype=np.uint8)
     for size in (3, 8, 17, 42):  # corners, edges and a patch covering the whole face
         boxes, occluded = [], []
-        for y, x in [(0, 0), (42 - size, 42 - size), (0, 42 - size), (min(11, 42 - size), min(17, 42 - size)), (42 - size, 0)]:
+        for y, x in [
+            (0, 0),
+            (42 - size, 42 - size),
+            (0, 42 - size),
+            (min(11, 42 - size), min(17, 42 - size)),
+            (42 - size, 0),
+        ]:
             copy = face.copy()
             copy[y : y + size, x : x + size] = rng.integers(0, 256, (size, size, 3))
             boxes.append((y, y + size, x, x + size))
@@ -116,7 +130,9 @@ def dlib_faces(lfw_root: Path) -> tuple[np.ndarray, np.ndarray]:
     from xfv.models import get_model
 
     spec = get_model("dlib").spec
-    return tuple(align_path(lfw_image(name, n), spec, "lfw-funneled") for name, n in (("Aaron_Peirsol", 1), ("Aaron_Peirsol", 2)))
+    return tuple(
+        align_path(lfw_image(name, n), spec, "lfw-funneled") for name, n in (("Aaron_Peirsol", 1), ("Aaron_Peirsol", 2))
+    )
 
 
 def test_dlib_incremental_occlusion_embeddings_equal_full_passes(dlib_faces: tuple[np.ndarray, np.ndarray]) -> None:

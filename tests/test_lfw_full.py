@@ -16,7 +16,9 @@ import pytest
 
 
 def xfv_json(*args: str) -> dict[str, Any]:
-    result = subprocess.run([sys.executable, "-m", "xfv.cli", *args, "--json"], capture_output=True, text=True, timeout=3000)
+    result = subprocess.run(
+        [sys.executable, "-m", "xfv.cli", *args, "--json"], capture_output=True, text=True, timeout=3000
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout)
 
@@ -43,7 +45,9 @@ def test_second_evaluation_only_reads_the_cache(lfw_root: Path, lfw_evaluation: 
     assert default_cache().path.stat().st_size == before
 
 
-def test_cscore_is_calibrated_out_of_fold_on_lfw(lfw_root: Path, lfw_evaluation: dict[str, Any], tmp_path: Path) -> None:
+def test_cscore_is_calibrated_out_of_fold_on_lfw(
+    lfw_root: Path, lfw_evaluation: dict[str, Any], tmp_path: Path
+) -> None:
     report = xfv_json("calibration-report", "--protocol", "lfw", "--root", str(lfw_root), "--out", str(tmp_path))
     cscore = report["cscore"]
     assert cscore["accuracy"] == pytest.approx(lfw_evaluation["accuracy_mean"])
@@ -52,4 +56,8 @@ def test_cscore_is_calibrated_out_of_fold_on_lfw(lfw_root: Path, lfw_evaluation:
     assert 0.5 <= report["cscore_range"][0] and report["cscore_range"][1] <= 1.0
     for method in ("platt", "isotonic"):
         assert set(report[method]) >= {"ece", "mce", "brier", "nll", "error_auroc", "aurc", "accuracy"}
-    assert {Path(p).name for p in report["figures"].values()} == {"reliability.png", "risk_coverage.png", "cscore_fit.png"}
+    assert {Path(p).name for p in report["figures"].values()} == {
+        "reliability.png",
+        "risk_coverage.png",
+        "cscore_fit.png",
+    }

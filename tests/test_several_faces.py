@@ -25,6 +25,7 @@ from xfv.faces.report import FaceReport, quality_warnings, share_outside
 def make_couple(folder: Path) -> tuple[Path, Path]:
     """``couple.jpg`` (Colin Powell left and larger, Tony Blair right) and ``single.jpg`` (another
     photo of Tony Blair), written to ``folder``."""
+
     def face(name: str) -> Image.Image:
         return Image.open(lfw_image(name, 1)).crop((40, 30, 210, 220))
 
@@ -175,8 +176,21 @@ def test_embed_and_explain_say_which_face(
     assert f"{couple_path}: 2 faces found; used face 2 " in out and "faces: 2 of 3 photos show several faces" in out
 
     status, out, err = xfv(
-        capsys, "explain", couple_path, single, "--face", "2,auto", "--patch-sizes", "28", "--stride", "40",
-        "--methods", "1", "--out", tmp_path / "maps", "--json",
+        capsys,
+        "explain",
+        couple_path,
+        single,
+        "--face",
+        "2,auto",
+        "--patch-sizes",
+        "28",
+        "--stride",
+        "40",
+        "--methods",
+        "1",
+        "--out",
+        tmp_path / "maps",
+        "--json",
     )
     assert status == 0, err
     summary = json.loads(out)
@@ -190,7 +204,8 @@ def test_embed_and_explain_say_which_face(
 
 @pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 def test_upload_api_reports_every_face_and_takes_the_choice(
-    couple: tuple[Path, Path], web_store: WebStore  # noqa: F811
+    couple: tuple[Path, Path],
+    web_store: WebStore,  # noqa: F811
 ) -> None:
     from fastapi.testclient import TestClient  # imported here, where its deprecation warning is ignored
 

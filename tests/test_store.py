@@ -37,19 +37,13 @@ from xfv.models.base import ModelSpec
 from xfv.pipeline.compute import ComputeOptions, compute_scores, score_dataset
 from xfv.store import StoreError, open_store
 from xfv.store.arrays import pack_maps, unpack_maps
+from xfv.store.catalog import find_dataset, find_model, register_model
 from xfv.store.ingest import ingest
 from xfv.store.jobs import claim_finished_chunk, find_or_create_job, job_key, pending_chunks
 from xfv.store.migrate import alembic_config, current_revision, head_revision, upgrade
 from xfv.store.models import Base, Job, Model, Pair, PairResult, Review
-from xfv.store.repository import (
-    PairQuery,
-    add_distances,
-    distance_table,
-    find_dataset,
-    find_model,
-    query_pairs,
-    register_model,
-)
+from xfv.store.pair_table import PairQuery, query_pairs
+from xfv.store.results import add_distances, distance_table
 
 
 @contextmanager
@@ -72,7 +66,6 @@ def sqlite_plan(engine: Engine, statement: tuple[str, Any]) -> str:
     sql, parameters = statement
     with engine.connect() as connection:
         return "\n".join(row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, tuple(parameters)))
-
 
 
 def test_migrations_build_exactly_the_models(store_url: str) -> None:

@@ -129,7 +129,9 @@ def test_bad_files_are_clear_errors(synthetic: Path) -> None:
     weights = synthetic.with_suffix(".bin")
     data = weights.read_bytes()
     weights.write_bytes(data[:-10])
-    with pytest.raises(ModelError, match=r"model.bin\): the weight files hold .* bytes, but weight 'shift' needs .*truncated"):
+    with pytest.raises(
+        ModelError, match=r"model.bin\): the weight files hold .* bytes, but weight 'shift' needs .*truncated"
+    ):
         read_tfjs_graph(synthetic)
     weights.write_bytes(data + b"extra")
     with pytest.raises(ModelError, match="but the manifest describes"):

@@ -39,7 +39,9 @@ def test_fold_thresholds_use_only_the_other_folds() -> None:
     thresholds = fold_thresholds(distances, same, folds)
     assert 0.4 <= thresholds[0] < 0.5
     assert fold_accuracies(distances, same, folds, thresholds)[0] == 0.5
-    assert pair_thresholds(thresholds, folds).tolist() == [thresholds[0]] * 2 + [thresholds[1]] * 2 + [thresholds[2]] * 2
+    assert (
+        pair_thresholds(thresholds, folds).tolist() == [thresholds[0]] * 2 + [thresholds[1]] * 2 + [thresholds[2]] * 2
+    )
 
 
 def test_roc_auc_and_tar_at_far() -> None:

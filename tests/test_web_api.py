@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import lfw_image
 from tests.web_fixtures import TINY, WebStore
 from xfv.store.models import Image
-from xfv.store.repository import SORT_COLUMNS
+from xfv.store.pair_table import SORT_COLUMNS
 from xfv.web import create_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -295,7 +295,13 @@ def test_only_the_swagger_files_the_docs_need_are_served(client: TestClient) -> 
     page = client.get("/docs").text
     for asset in ("/vendor/swagger/swagger-ui-bundle.js", "/vendor/swagger/swagger-ui.css"):
         assert asset in page and client.get(asset).status_code == 200
-    for other in ("index.html", "swagger-ui.js.map", "swagger-ui-bundle.js.map", "petstore.json", "oauth2-redirect.html"):
+    for other in (
+        "index.html",
+        "swagger-ui.js.map",
+        "swagger-ui-bundle.js.map",
+        "petstore.json",
+        "oauth2-redirect.html",
+    ):
         assert client.get(f"/vendor/swagger/{other}").status_code == 404
 
 
@@ -401,9 +407,7 @@ def test_unchanged_store_answers_are_reused_and_revalidated(
     # A write by another connection (as `xfv compute` in another process would make) is seen at once.
     pair_id = first.json()["rows"][0]["pair_id"]
     with backend_store.store.engine.begin() as connection:
-        connection.execute(
-            text("UPDATE pair_results SET cscore = 0.5001 WHERE pair_id = :pair"), {"pair": pair_id}
-        )
+        connection.execute(text("UPDATE pair_results SET cscore = 0.5001 WHERE pair_id = :pair"), {"pair": pair_id})
     changed = any_client.get(url)
     assert changed.headers["etag"] != first.headers["etag"]
     assert any_client.get(url, headers={"If-None-Match": first.headers["etag"]}).status_code == 200

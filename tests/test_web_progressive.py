@@ -37,7 +37,7 @@ def test_coarse_maps_are_shown_while_the_job_refines_them(
                 yield step
                 job = client.app.state.services.jobs.active_job(key)
                 seen.append({
-                    "info": job.to_dict()["info"],
+                    "info": job["info"],
                     "merged": client.get(base).status_code,
                     "p28": client.get(base, params={"patch": "28"}).status_code,
                     "p14": client.get(base, params={"patch": "14"}).status_code,

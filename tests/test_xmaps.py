@@ -253,8 +253,13 @@ def test_calibrator_gives_the_cscore_of_the_reported_decision() -> None:
     calibrator = CScoreCalibrator().fit(distances, np.arange(600) < 300)
     model = BlockProjectionModel()
     explanation = explain_pair(
-        _face(1), _face(2), model, methods=(3,), settings=OcclusionSettings(patch_sizes=(28,)),
-        calibrator=calibrator, cache=_memory_cache(),
+        _face(1),
+        _face(2),
+        model,
+        methods=(3,),
+        settings=OcclusionSettings(patch_sizes=(28,)),
+        calibrator=calibrator,
+        cache=_memory_cache(),
     )
     assert explanation.threshold == 0.4  # the model's
     assert explanation.confidence == pytest.approx(confidence_of(calibrator, explanation.distance, 0.4))
@@ -287,8 +292,20 @@ def test_cli_writes_pngs_figure_and_maps(tmp_path: Path, monkeypatch: pytest.Mon
     cli_explain.register(parser.add_subparsers())
     out = tmp_path / "out"
     args = parser.parse_args(
-        ["explain", str(paths[0]), str(paths[1]), "--out", str(out), "--input-mode", "aligned", "--methods", "1,3",
-         "--patch-sizes", "14,28", "--json"]
+        [
+            "explain",
+            str(paths[0]),
+            str(paths[1]),
+            "--out",
+            str(out),
+            "--input-mode",
+            "aligned",
+            "--methods",
+            "1,3",
+            "--patch-sizes",
+            "14,28",
+            "--json",
+        ]
     )
     assert args.func(args) == 0
     summary = json.loads(capsys.readouterr().out)

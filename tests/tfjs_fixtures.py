@@ -124,7 +124,9 @@ def reference_runtime() -> Path:
     return NODE_MODULES
 
 
-def start_reference(modules: Path, model_json: Path, output: str, inputs: np.ndarray, folder: Path) -> subprocess.Popen[str]:
+def start_reference(
+    modules: Path, model_json: Path, output: str, inputs: np.ndarray, folder: Path
+) -> subprocess.Popen[str]:
     """Start tests/tfjs/reference.js on NHWC float32 ``inputs``; see :func:`reference_result`."""
     folder.mkdir(parents=True, exist_ok=True)
     inputs = np.ascontiguousarray(inputs, dtype="<f4")
@@ -150,7 +152,11 @@ def run_reference(modules: Path, model_json: Path, output: str, inputs: np.ndarr
 
 def xfv_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 3000) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "xfv.cli", *args], capture_output=True, text=True, timeout=timeout, env=env or dict(os.environ)
+        [sys.executable, "-m", "xfv.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or dict(os.environ),
     )
 
 

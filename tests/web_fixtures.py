@@ -27,7 +27,7 @@ from xfv.models import get_model
 from xfv.store import Store, open_store
 from xfv.store.arrays import pack_maps
 from xfv.store.models import Dataset, FoldResult, Identity, Image, Model, Pair, PairResult
-from xfv.store.repository import XMapRecord, add_xmaps, occlusion_setting
+from xfv.store.xmaps import XMapRecord, add_xmaps, occlusion_setting
 from xfv.web import create_app
 
 #: The X-Map setting the test servers compute with: 2 x (9 + 1) forward passes per pair.

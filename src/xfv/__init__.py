@@ -23,6 +23,7 @@ _EXPORTS = {
     "Explanation": "xfv.pipeline.explain",
     "Verification": "xfv.pipeline.verify",
     "OcclusionSettings": "xfv.method.occlusion",
+    "load_calibrator": "xfv.pipeline.calibrate",
     "XMAP_METHODS": "xfv.method.xmaps",
     "PROTOCOLS": "xfv.datasets",
     "read_protocol": "xfv.datasets",
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from xfv.method.occlusion import OcclusionSettings
     from xfv.method.xmaps import XMAP_METHODS
     from xfv.models import available_models
+    from xfv.pipeline.calibrate import load_calibrator
     from xfv.pipeline.explain import Explanation
     from xfv.pipeline.verify import Verification
 
@@ -61,6 +63,7 @@ __all__ = [
     "XfvError",
     "align",
     "available_models",
+    "load_calibrator",
     "load_model",
     "read_protocol",
     "verify",

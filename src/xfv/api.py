@@ -20,13 +20,14 @@ from tqdm import tqdm
 
 from xfv.cache import ArrayCache
 from xfv.config import get_settings
-from xfv.faces import align_face, align_path
+from xfv.faces import FaceChoice, align_face, align_path
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import OcclusionSettings
-from xfv.method.xmaps import METHODS, check_methods
+from xfv.method.xmaps import check_methods
 from xfv.models import FaceModel, get_model
+from xfv.pipeline.calibrate import load_calibrator
 from xfv.pipeline.explain import Explanation, OcclusionEngine, explain_pair
-from xfv.pipeline.verify import Verification, model_calibrator, verify_aligned
+from xfv.pipeline.verify import Verification, model_calibrator, verify_aligned, verify_paths
 
 #: A photo (a path) or a face already aligned for the model (uint8 RGB array).
 FaceInput = str | Path | np.ndarray
@@ -43,35 +44,49 @@ def _model(model: ModelInput) -> FaceModel:
     return model if isinstance(model, FaceModel) else load_model(model)
 
 
-def align(image: str | Path | np.ndarray, model: ModelInput = None, mode: str = "detect") -> np.ndarray:
-    """A photo (path or uint8 RGB array) aligned for ``model``: uint8 RGB of the model's input size."""
+def align(
+    image: str | Path | np.ndarray, model: ModelInput = None, mode: str = "detect", face: FaceChoice = "auto"
+) -> np.ndarray:
+    """A photo (path or uint8 RGB array) aligned for ``model``: uint8 RGB of the model's input size.
+    ``face`` chooses among several faces: a number (1 = leftmost), ``largest``, ``central`` or ``auto``."""
     spec = _model(model).spec
     if isinstance(image, np.ndarray):
-        return align_face(image, spec.alignment, spec.input_size, mode).face
-    return align_path(image, spec, mode)
+        return align_face(image, spec.alignment, spec.input_size, mode, face=face).face
+    return align_path(image, spec, mode, face)
 
 
-def _face(face: FaceInput, model: FaceModel, mode: str) -> np.ndarray:
+def _face(face: FaceInput, model: FaceModel, mode: str, choice: FaceChoice) -> np.ndarray:
     """An aligned face: a path is aligned for ``model``, an array is taken as aligned already."""
-    return np.asarray(face) if isinstance(face, np.ndarray) else align_path(face, model.spec, mode)
+    return np.asarray(face) if isinstance(face, np.ndarray) else align_path(face, model.spec, mode, choice)
 
 
 def verify(
-    image1: FaceInput, image2: FaceInput, model: ModelInput = None, threshold: float | None = None, mode: str = "detect"
+    image1: FaceInput,
+    image2: FaceInput,
+    model: ModelInput = None,
+    threshold: float | None = None,
+    mode: str = "detect",
+    faces: tuple[FaceChoice, FaceChoice] = ("auto", "auto"),
 ) -> Verification:
-    """Same person or not: distance, threshold (default: the model's), decision and C-Score."""
+    """Same person or not: distance, threshold (default: the model's), decision and C-Score (the
+    model's calibration); for two photos also the faces found in each, the one used and warnings."""
     face_model = _model(model)
-    faces = [_face(image, face_model, mode) for image in (image1, image2)]
-    names = [f"face {i}" if isinstance(image, np.ndarray) else str(image) for i, image in enumerate((image1, image2), 1)]
-    return verify_aligned(faces[0], faces[1], face_model, threshold, (names[0], names[1]))
+    if not isinstance(image1, np.ndarray) and not isinstance(image2, np.ndarray):
+        return verify_paths(Path(image1), Path(image2), face_model, threshold, mode, faces)
+    aligned = [_face(image, face_model, mode, face) for image, face in zip((image1, image2), faces)]
+    names = [
+        f"face {i}" if isinstance(image, np.ndarray) else str(image) for i, image in enumerate((image1, image2), 1)
+    ]
+    return verify_aligned(aligned[0], aligned[1], face_model, threshold, (names[0], names[1]))
 
 
 class XMaps:
     """An X-Map explainer, Captum style: it owns the model, the occlusion settings, the calibration
     and the cache of occlusion embeddings, and explains pairs with :meth:`explain`.
 
-    ``calibrator`` and ``threshold`` default to the model's own, so explanations carry a C-Score
-    whenever the model ships a calibration. ``progress`` shows a progress bar of forward passes.
+    ``calibrator`` (a fitted calibrator or the path of one saved by ``xfv calibrate``) and
+    ``threshold`` default to the model's own, so explanations carry a C-Score whenever the model
+    ships a calibration. ``progress`` shows a progress bar of forward passes.
     """
 
     def __init__(
@@ -79,7 +94,7 @@ class XMaps:
         model: ModelInput = None,
         settings: OcclusionSettings | None = None,
         *,
-        calibrator: Calibrator | None = None,
+        calibrator: Calibrator | str | Path | None = None,
         threshold: float | None = None,
         mode: str = "detect",
         cache: ArrayCache | None = None,
@@ -87,6 +102,8 @@ class XMaps:
     ) -> None:
         self.model = _model(model)
         self.engine = OcclusionEngine(self.model, settings, cache)
+        if isinstance(calibrator, str | Path):
+            calibrator = load_calibrator(calibrator)
         self.calibrator = calibrator if calibrator is not None else model_calibrator(self.model)
         self.threshold = threshold
         self.mode = mode
@@ -104,27 +121,40 @@ class XMaps:
         )
 
     def explain(
-        self, face1: FaceInput, face2: FaceInput, methods: Sequence[int] = METHODS, **options: Any
+        self,
+        face1: FaceInput,
+        face2: FaceInput,
+        methods: Sequence[int] | None = None,
+        *,
+        faces: tuple[FaceChoice, FaceChoice] = ("auto", "auto"),
+        **options: Any,
     ) -> Explanation:
-        """X-Maps of a pair for ``methods``; ``options`` go to :func:`~xfv.pipeline.explain.explain_pair`
-        (``coverage_normalised``, ``smoothing``, ``colourmap``)."""
+        """X-Maps of a pair for ``methods`` (default: every registered method); ``faces`` chooses
+        the face of each photo (see :func:`align`); ``options`` go to
+        :func:`~xfv.pipeline.explain.explain_pair` (``coverage_normalised``, ``smoothing``, ``colourmap``)."""
         methods = check_methods(methods)  # before aligning: a bad method costs nothing
-        faces = [_face(face, self.model, self.mode) for face in (face1, face2)]
+        aligned = [_face(face, self.model, self.mode, choice) for face, choice in zip((face1, face2), faces)]
         if not self.progress:
-            return self._explain(faces, methods, options)
-        unique = {face.tobytes(): face for face in faces}.values()
+            return self._explain(aligned, methods, options)
+        unique = {face.tobytes(): face for face in aligned}.values()
         total = sum(0 if self.engine.is_cached(face) else len(self.engine.plan) + 1 for face in unique)
         with tqdm(total=total, desc=f"X-Maps ({self.model.spec.name})", unit="pass") as bar:
             self.engine.progress = bar.update
             try:
-                return self._explain(faces, methods, options)
+                return self._explain(aligned, methods, options)
             finally:
                 self.engine.progress = None
 
     def _explain(self, faces: list[np.ndarray], methods: Sequence[int], options: dict[str, Any]) -> Explanation:
         return explain_pair(
-            faces[0], faces[1], self.model, methods,
-            threshold=self.threshold, calibrator=self.calibrator, engine=self.engine, **options,
+            faces[0],
+            faces[1],
+            self.model,
+            methods,
+            threshold=self.threshold,
+            calibrator=self.calibrator,
+            engine=self.engine,
+            **options,
         )
 
 

@@ -1,4 +1,6 @@
-"""User-facing errors: the CLI prints their message as one line and exits non-zero."""
+"""User-facing errors, one class per kind of bad input, raised the same wherever that input comes in
+(Python API, CLI, store, web): the CLI prints the message as one line and exits 2, the web answers
+4xx with it (:mod:`xfv.web.errors` maps classes to statuses)."""
 
 
 class XfvError(Exception):
@@ -25,5 +27,17 @@ class ModelError(XfvError):
     """A model cannot be found, loaded or converted."""
 
 
+class CalibrationError(XfvError):
+    """A calibrator cannot be fitted, used or loaded; the message names the cause."""
+
+
+class StoreError(XfvError):
+    """The database cannot be reached or used; the message names the database (without password)."""
+
+
 class MethodError(XfvError):
     """An X-Map method that is not registered (see ``xfv.method.xmaps.XMAP_METHODS``)."""
+
+
+class NotFoundError(XfvError):
+    """A pair, image, map, job or upload that the store does not hold (the web answers 404)."""

@@ -9,7 +9,14 @@ from collections.abc import Sequence
 from xfv.errors import XfvError
 
 #: Command modules; each has ``register(subparsers)`` that adds its commands with ``func`` defaults.
-COMMAND_MODULES = ("xfv.cli.core", "xfv.cli.calibration", "xfv.cli.explain", "xfv.cli.store", "xfv.cli.web")
+COMMAND_MODULES = (
+    "xfv.cli.core",
+    "xfv.cli.calibration",
+    "xfv.cli.datasets",
+    "xfv.cli.explain",
+    "xfv.cli.store",
+    "xfv.cli.web",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

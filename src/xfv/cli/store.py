@@ -11,6 +11,7 @@ from xfv.config import get_settings
 from xfv.errors import XfvError
 from xfv.faces import INPUT_MODES
 from xfv.method.occlusion import FILLS, SHAPES, OcclusionSettings
+from xfv.method.xmaps import check_methods
 from xfv.pipeline.compute import (
     DEFAULT_CHUNK_PAIRS,
     DEFAULT_XMAP_CHUNK_PAIRS,
@@ -41,9 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ingest.add_argument(
         "--root", type=Path, required=True, help="the dataset's folder (the download target with --download)"
     )
-    ingest.add_argument("--name", help="name of the dataset in the store (default: the protocol)")
     ingest.add_argument(
-        "--input-mode", choices=INPUT_MODES, help="how faces are found (default: the protocol's usual mode)"
+        "--name",
+        help="name of the dataset in the store (default: its own: the protocol's, or xqlfw-synth for a generated set)",
+    )
+    ingest.add_argument(
+        "--input-mode", choices=INPUT_MODES, help="how faces are found (default: the one the dataset's images need)"
     )
     download = ingest.add_argument_group("download (LFW only)")
     download.add_argument(
@@ -126,9 +130,7 @@ def run_ingest(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     store = _store(args)
-    report = ingest(
-        store, args.protocol, args.root, args.name or args.protocol, args.input_mode, progress=not args.quiet
-    )
+    report = ingest(store, args.protocol, args.root, args.name, args.input_mode, progress=not args.quiet)
     verb = "ingested" if report.created else "already stored, unchanged:"
     print(
         f"{verb} {report.name} ({report.protocol}, {report.input_mode}): {report.pairs} pairs, "
@@ -138,6 +140,7 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def run_compute(args: argparse.Namespace) -> int:
+    methods = check_methods(args.methods) if args.xmaps else ()  # before any work: a bad method costs nothing
     model = args.model or get_settings().default_model
     options = ComputeOptions(
         executor=args.executor,
@@ -157,7 +160,7 @@ def run_compute(args: argparse.Namespace) -> int:
         f"+- {report.accuracy_std:.4f} over {len(report.fold_accuracies)} folds{resumed}"
     )
     if args.xmaps:
-        xmaps = compute_xmaps(store, args.dataset, model, args.pairs, settings, args.methods, options)
+        xmaps = compute_xmaps(store, args.dataset, model, args.pairs, settings, methods, options)
         print(
             f"X-Maps {xmaps.dataset} x {xmaps.model}: {xmaps.selected_pairs} pair(s) selected, "
             f"{xmaps.pairs_computed} computed now"

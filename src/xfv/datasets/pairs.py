@@ -22,11 +22,15 @@ class Pair:
 
 @dataclass
 class PairList:
-    """The pairs of one protocol (e.g. ``lfw``) read from a dataset root."""
+    """The pairs of one dataset read from its root: ``name`` is the dataset's (``lfw``, or
+    ``xqlfw-synth`` for XQLFW pairs on xfv's degraded LFW images), ``input_mode`` how its faces are
+    found (None: the protocol's usual mode), ``notes`` caveats that reports on it must carry."""
 
     name: str
     root: Path
     pairs: list[Pair]
+    input_mode: str | None = None
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -49,4 +53,4 @@ class PairList:
 
     def subset(self, indices: list[int] | np.ndarray) -> PairList:
         """A pair list holding only the pairs at ``indices`` (folds kept)."""
-        return PairList(self.name, self.root, [self.pairs[int(i)] for i in indices])
+        return PairList(self.name, self.root, [self.pairs[int(i)] for i in indices], self.input_mode, self.notes)

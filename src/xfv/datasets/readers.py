@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from xfv.datasets import xqlfw_synth
 from xfv.datasets.pairs import Pair, PairList
 from xfv.errors import DatasetError
 
@@ -58,7 +59,9 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path, name: str = "lfw") -> Pai
             first = (fields[0], _image_index(pairs_file, number, fields[1]))
             second = (fields[2], _image_index(pairs_file, number, fields[3]))
         else:
-            raise DatasetError(f"{pairs_file}:{number}: expected 'name i j' or 'name1 i name2 j', got {len(fields)} fields")
+            raise DatasetError(
+                f"{pairs_file}:{number}: expected 'name i j' or 'name1 i name2 j', got {len(fields)} fields"
+            )
         genuine_expected = index % (2 * per_class) < per_class
         if (len(fields) == 3) != genuine_expected:
             kind = "a genuine" if genuine_expected else "an impostor"
@@ -75,7 +78,9 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path, name: str = "lfw") -> Pai
         )
     expected = n_folds * 2 * per_class
     if len(pairs) != expected:
-        raise DatasetError(f"{pairs_file}: header says {n_folds} folds x 2 x {per_class} = {expected} pairs, file has {len(pairs)}")
+        raise DatasetError(
+            f"{pairs_file}: header says {n_folds} folds x 2 x {per_class} = {expected} pairs, file has {len(pairs)}"
+        )
     return PairList(name, pairs_file.parent, pairs)
 
 
@@ -148,8 +153,17 @@ def _first_existing(root: Path, candidates: tuple[str, ...], what: str) -> Path:
     raise DatasetError(f"{root}: no {what} found (looked for {', '.join(candidates)})")
 
 
+#: Where LFW's images may be under its root, in order of preference.
+LFW_IMAGE_FOLDERS = ("images_deepfunneled", "lfw-deepfunneled", "lfw_funneled", "lfw", "images")
+
+
+def lfw_images_folder(root: Path) -> Path:
+    """The folder of LFW's ``Name/Name_NNNN.jpg`` images under an LFW root."""
+    return _first_existing(root, LFW_IMAGE_FOLDERS, "image folder")
+
+
 def _read_lfw(root: Path) -> PairList:
-    images = _first_existing(root, ("images_deepfunneled", "lfw-deepfunneled", "lfw_funneled", "lfw", "images"), "image folder")
+    images = lfw_images_folder(root)
     return read_lfw_pairs(_first_existing(root, ("pairs.txt",), "pairs file"), images, "lfw")
 
 
@@ -166,13 +180,41 @@ def _read_cplfw(root: Path) -> PairList:
 
 def _read_sllfw(root: Path) -> PairList:
     pairs_file = _first_existing(root, ("pair_SLLFW.txt", "pairs_SLLFW.txt", "sllfw_pairs.txt"), "pairs file")
-    return read_path_pairs(pairs_file, _first_existing(root, ("images_deepfunneled", "lfw", "images"), "image folder"), "sllfw")
+    return read_path_pairs(
+        pairs_file, _first_existing(root, ("images_deepfunneled", "lfw", "images"), "image folder"), "sllfw"
+    )
+
+
+def fold_overlap_note(pairs: PairList) -> str:
+    """The caveat of a pair list whose folds are not identity-disjoint (empty if they are)."""
+    folds_of: dict[str, set[int]] = {}
+    for pair in pairs.pairs:
+        for identity in (pair.identity1, pair.identity2):
+            folds_of.setdefault(identity, set()).add(pair.fold)
+    shared = sum(1 for folds in folds_of.values() if len(folds) > 1)
+    if not shared:
+        return ""
+    return (
+        f"folds as the pairs file gives them, not identity-disjoint: {shared:,} of {len(folds_of):,} identities "
+        "appear in more than one fold, so a fold's threshold and calibration were fitted on some of its people"
+    )
 
 
 def _read_xqlfw(root: Path) -> PairList:
-    pairs_file = _first_existing(root, ("xqlfw_pairs.txt", "pairs.txt"), "pairs file")
-    images = _first_existing(root, ("xqlfw_aligned_112", "lfw_xqlfw_aligned_112", "images"), "image folder")
-    return read_lfw_pairs(pairs_file, images, "xqlfw")
+    """The official XQLFW (aligned 112x112 faces), or XQLFW pairs on images degraded by
+    ``xfv make-xqlfw-synth`` (recognised by its manifest; see :mod:`xfv.datasets.xqlfw_synth`)."""
+    if xqlfw_synth.is_synthetic_tree(root):
+        header = xqlfw_synth.TreeHeader.from_dict(xqlfw_synth.read_manifest(root), root / xqlfw_synth.MANIFEST_FILE)
+        pairs = read_lfw_pairs(
+            root / xqlfw_synth.PAIRS_FILE, root / xqlfw_synth.IMAGES_FOLDER, xqlfw_synth.DATASET_NAME
+        )
+        pairs = replace(pairs, input_mode=xqlfw_synth.INPUT_MODE, notes=(header.describe(),))
+    else:
+        pairs_file = _first_existing(root, ("xqlfw_pairs.txt", "pairs.txt"), "pairs file")
+        images = _first_existing(root, ("xqlfw_aligned_112", "lfw_xqlfw_aligned_112", "images"), "image folder")
+        pairs = read_lfw_pairs(pairs_file, images, "xqlfw")
+    note = fold_overlap_note(pairs)
+    return replace(pairs, notes=(*pairs.notes, note)) if note else pairs
 
 
 @dataclass(frozen=True)
@@ -183,10 +225,13 @@ class Protocol:
     read: Callable[[Path], PairList]
     input_mode: str
     description: str
+    #: What a reader of results on it must know (shown beside it on the landing page).
+    caveat: str = ""
 
 
 #: The protocols by name; the CLI's choices, ingest and evaluation read them here. XQLFW, CALFW and
-#: CPLFW ship aligned faces.
+#: CPLFW ship aligned faces (a tree made by ``xfv make-xqlfw-synth`` holds LFW-shaped images: its
+#: pair list says so in its ``input_mode``).
 PROTOCOLS: dict[str, Protocol] = {
     protocol.name: protocol
     for protocol in (
@@ -194,7 +239,13 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol("calfw", _read_calfw, "aligned", "Cross-Age LFW"),
         Protocol("cplfw", _read_cplfw, "aligned", "Cross-Pose LFW"),
         Protocol("sllfw", _read_sllfw, "lfw-funneled", "Similar-Looking LFW"),
-        Protocol("xqlfw", _read_xqlfw, "aligned", "Cross-Quality LFW"),
+        Protocol(
+            "xqlfw",
+            _read_xqlfw,
+            "aligned",
+            "Cross-Quality LFW, or its pairs on LFW degraded by `xfv make-xqlfw-synth`",
+            "folds as the pairs file gives them: not identity-disjoint",
+        ),
     )
 }
 
@@ -213,3 +264,8 @@ def read_protocol(protocol: str, root: Path | str) -> PairList:
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset root not found")
     return reader(root)
+
+
+def pairs_input_mode(pairs: PairList, protocol: str) -> str:
+    """How the faces of ``pairs`` are found: the reader's word for this tree, else the protocol's usual mode."""
+    return pairs.input_mode or get_protocol(protocol).input_mode

@@ -55,7 +55,6 @@ ARCFACE_TEMPLATE = np.array(
 DLIB_CHIP_PADDING = 0.25
 
 
-
 def zoomed_template(template: np.ndarray, zoom: float) -> np.ndarray:
     """A 5-point template scaled by ``zoom`` about the centre of the 112x112 face: below 1 the
     face is smaller in the crop, which then shows more around it (a looser crop)."""
@@ -66,7 +65,10 @@ def zoomed_template(template: np.ndarray, zoom: float) -> np.ndarray:
 #: the eye centres, nose tip and mouth corners onto. ``arcface-loose`` is a crop 18% wider than
 #: ``arcface`` (1 / 0.85): what FaceRes (trained on VGGFace2's loose crops) does best with on LFW
 #: (98.17% against 97.83% tight: the study in the README, ``bench/preprocessing_study.py``).
-TEMPLATES: dict[str, np.ndarray] = {"arcface": ARCFACE_TEMPLATE, "arcface-loose": zoomed_template(ARCFACE_TEMPLATE, 0.85)}
+TEMPLATES: dict[str, np.ndarray] = {
+    "arcface": ARCFACE_TEMPLATE,
+    "arcface-loose": zoomed_template(ARCFACE_TEMPLATE, 0.85),
+}
 
 #: Bump when locating faces changes, so cached face locations are found again.
 LOCATION_VERSION = "loc1"
@@ -136,7 +138,9 @@ def align_face(
     if mode not in INPUT_MODES:
         raise XfvError(f"unknown input mode {mode!r}: use one of {', '.join(INPUT_MODES)}")
     if mode == "aligned":
-        resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR)
+        resized = cv2.resize(
+            image, (size, size), interpolation=cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
+        )
         return AlignedFace(face=resized, box=None)
     if alignment not in ALIGNMENTS:
         raise XfvError(f"unknown alignment {alignment!r}: use one of {', '.join(ALIGNMENTS)}")

@@ -28,7 +28,9 @@ def parse_face_choice(text: str | int) -> FaceChoice:
         return value
     if value.isdigit() and int(value) >= 1:
         return int(value)
-    raise XfvError(f"unknown face choice {text!r}: use a face number (1 = leftmost) or one of {', '.join(NAMED_CHOICES)}")
+    raise XfvError(
+        f"unknown face choice {text!r}: use a face number (1 = leftmost) or one of {', '.join(NAMED_CHOICES)}"
+    )
 
 
 def parse_face_choices(text: str, count: int) -> list[FaceChoice]:

@@ -37,6 +37,8 @@ from xfv.faces.align import LFW_FUNNELED_BOX
 from xfv.faces.choice import choose_face
 from xfv.faces.detect import Box, detect_faces
 
+#: Version of the score: bump it whenever a change here changes scores, so cached scores are recomputed.
+QUALITY_VERSION = 1
 #: Side of the grey face patch every measurement is taken on.
 MEASURE_SIZE = 64
 #: Relative Laplacian energy at which sharpness reaches 1 - 1/e.

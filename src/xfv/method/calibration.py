@@ -9,17 +9,15 @@ C-Score of the paper is :class:`xfv.method.cscore.CScoreCalibrator`.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from scipy.special import expit
 
-from xfv.errors import XfvError
+from xfv.errors import CalibrationError
 from xfv.method.thresholds import best_threshold
 
 #: Format tag and version written into every saved calibrator.
@@ -27,10 +25,6 @@ FORMAT = "xfv-calibrator"
 FORMAT_VERSION = 1
 
 _C = TypeVar("_C", bound="Calibrator")
-
-
-class CalibrationError(XfvError):
-    """A calibrator cannot be fitted, used or loaded; the message names the cause."""
 
 
 def check_pairs(distances: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,12 +74,23 @@ class Calibrator(ABC):
 
         With ``threshold=None`` the accuracy-maximising threshold on these distances is used.
         """
+        d, same, t = self._prepare(distances, labels, threshold)
+        self._fit(d, same, t)
+        return self._fitted(same, t, model_name, data_description)
+
+    def _prepare(
+        self, distances: np.ndarray, labels: np.ndarray, threshold: float | None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Validated distances and labels, and the threshold (the best one on them if None)."""
         d, same = check_pairs(distances, labels)
         self._check_counts(same)
         t = best_threshold(d, same) if threshold is None else float(threshold)
         if not np.isfinite(t):
             raise CalibrationError(f"threshold must be a finite number, got {threshold!r}")
-        self._fit(d, same, t)
+        return d, same, t
+
+    def _fitted(self: _C, same: np.ndarray, t: float, model_name: str, data_description: str) -> _C:
+        """Record the threshold and what the calibrator was fitted on."""
         self.threshold_ = t
         self.model_name_ = model_name
         self.fitted_on_ = {
@@ -129,7 +134,7 @@ class Calibrator(ABC):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):
-            raise CalibrationError(f"the {self.kind} calibrator is not fitted; call fit() or load() first")
+            raise CalibrationError(f"the {self.kind} calibrator is not fitted; call fit() or from_dict() first")
 
     # --- persistence ---------------------------------------------------------------------------
 
@@ -178,23 +183,64 @@ class Calibrator(ABC):
             raise CalibrationError(f"malformed {klass.kind} calibrator description: {exc!r}") from exc
         return calibrator
 
-    def save(self, path: str | Path) -> None:
-        """Write :meth:`to_dict` as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> Calibrator:
-        """Read a calibrator written by :meth:`save`."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CalibrationError(f"cannot read calibrator {path}: {exc}") from exc
-        return cls.from_dict(data)
-
 
 def _import_builtin_kinds() -> None:
     """Register the C-Score, which lives in its own module that imports this one."""
     import xfv.method.cscore  # noqa: F401
+
+
+def check_quality(quality: np.ndarray | None, distances: np.ndarray) -> np.ndarray:
+    """Validate per-pair qualities (one finite number per distance); returns them as float64."""
+    if quality is None:
+        raise CalibrationError("this calibrator needs each pair's quality (quality=...)")
+    q = np.asarray(quality, dtype=np.float64)
+    if q.shape != np.shape(distances):
+        raise CalibrationError(f"need one quality per pair: {q.shape} qualities for {np.shape(distances)} distances")
+    if not np.all(np.isfinite(q)):
+        raise CalibrationError(f"{int(np.sum(~np.isfinite(q)))} qualities are not finite numbers")
+    return q
+
+
+class QualityAwareCalibrator(Calibrator):
+    """A calibrator whose confidence also depends on each pair's quality, a second input of ``fit``
+    and of the predictions (e.g. the lower image quality of the pair); decisions stay the threshold's."""
+
+    def fit(
+        self: _Q,
+        distances: np.ndarray,
+        labels: np.ndarray,
+        threshold: float | None = None,
+        *,
+        quality: np.ndarray | None = None,
+        model_name: str = "",
+        data_description: str = "",
+    ) -> _Q:
+        """Fit on labelled distances and each pair's ``quality`` with decision threshold ``threshold``."""
+        d, same, t = self._prepare(distances, labels, threshold)
+        self._fit_quality(d, same, t, check_quality(quality, d))
+        return self._fitted(same, t, model_name, data_description)
+
+    def _fit(self, d: np.ndarray, same: np.ndarray, t: float) -> None:
+        raise CalibrationError(f"the {self.kind} calibrator needs each pair's quality (quality=...)")
+
+    @abstractmethod
+    def _fit_quality(self, d: np.ndarray, same: np.ndarray, t: float, quality: np.ndarray) -> None:
+        """Fit the method's own parameters on validated data and qualities."""
+
+    @abstractmethod
+    def predict_proba_same(
+        self, distances: np.ndarray | float, quality: np.ndarray | float | None = None
+    ) -> np.ndarray:
+        """P(genuine) for each distance at each pair's quality."""
+
+    def predict_confidence(
+        self, distances: np.ndarray | float, quality: np.ndarray | float | None = None
+    ) -> np.ndarray:
+        p = self.predict_proba_same(distances, quality)
+        return np.where(self.predict_same(distances), p, 1.0 - p)
+
+
+_Q = TypeVar("_Q", bound=QualityAwareCalibrator)
 
 
 class PlattCalibrator(Calibrator):
@@ -265,7 +311,8 @@ class IsotonicCalibrator(Calibrator):
 
 @dataclass(frozen=True)
 class OutOfFold:
-    """Out-of-fold predictions, one entry per pair, and the calibrator that scored each fold."""
+    """Out-of-fold predictions, one entry per pair, and the calibrator that scored each fold (a
+    calibrator fitted on another benchmark scores all pairs as one fold)."""
 
     proba_same: np.ndarray
     confidence: np.ndarray
@@ -274,19 +321,50 @@ class OutOfFold:
     calibrators: tuple[Calibrator, ...]
 
 
+def fit_calibrator(
+    calibrator: Calibrator,
+    distances: np.ndarray,
+    labels: np.ndarray,
+    threshold: float | None = None,
+    quality: np.ndarray | None = None,
+    **described: str,
+) -> Calibrator:
+    """``calibrator.fit``, giving a quality-aware calibrator the pairs' ``quality`` as well."""
+    if isinstance(calibrator, QualityAwareCalibrator):
+        return calibrator.fit(distances, labels, threshold, quality=quality, **described)
+    return calibrator.fit(distances, labels, threshold, **described)
+
+
+def predict(
+    calibrator: Calibrator, distances: np.ndarray, quality: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P(genuine), confidence and decision of each pair (quality-aware calibrators get ``quality``)."""
+    if isinstance(calibrator, QualityAwareCalibrator):
+        proba, confidence = (
+            calibrator.predict_proba_same(distances, quality),
+            calibrator.predict_confidence(distances, quality),
+        )
+    else:
+        proba, confidence = calibrator.predict_proba_same(distances), calibrator.predict_confidence(distances)
+    return proba, confidence, calibrator.predict_same(distances)
+
+
 def out_of_fold_confidence(
     calibrator_factory: Callable[[], Calibrator],
     distances: np.ndarray,
     labels: np.ndarray,
     folds: np.ndarray,
     thresholds: Sequence[float] | np.ndarray | None = None,
+    quality: np.ndarray | None = None,
 ) -> OutOfFold:
     """Score each fold with a calibrator fitted on all other folds, with that fold's threshold.
 
     ``thresholds`` holds one threshold per fold in the order of ``np.unique(folds)``; with None each
     calibrator uses the best threshold on its own training folds (the usual 10-fold protocol).
+    ``quality`` (one per pair) is given to quality-aware calibrators, for fitting and scoring.
     """
     d, same = check_pairs(distances, labels)
+    quality = None if quality is None else check_quality(quality, d)
     folds = np.asarray(folds)
     fold_ids = np.unique(folds)
     if folds.shape != d.shape or len(fold_ids) < 2:
@@ -298,9 +376,8 @@ def out_of_fold_confidence(
     for index, fold in enumerate(fold_ids):
         test = folds == fold
         threshold = None if thresholds is None else float(thresholds[index])
-        calibrator = calibrator_factory().fit(d[~test], same[~test], threshold)
-        proba[test] = calibrator.predict_proba_same(d[test])
-        confidence[test] = calibrator.predict_confidence(d[test])
-        decision[test] = calibrator.predict_same(d[test])
+        train_quality, test_quality = (None, None) if quality is None else (quality[~test], quality[test])
+        calibrator = fit_calibrator(calibrator_factory(), d[~test], same[~test], threshold, train_quality)
+        proba[test], confidence[test], decision[test] = predict(calibrator, d[test], test_quality)
         calibrators.append(calibrator)
     return OutOfFold(proba, confidence, decision, fold_ids, tuple(calibrators))

@@ -2,7 +2,9 @@
 
 Metrics take the confidence of the predicted decision (in [0.5, 1] for a calibrated method) and
 whether the decision was right, or P(genuine) and the labels. :func:`calibration_report` scores the
-C-Score against Platt scaling and isotonic regression out of fold; its figures are in :mod:`xfv.plots`.
+C-Score (and, given pair qualities, the quality-aware C-Score) against Platt scaling and isotonic
+regression out of fold; :func:`transfer_report` scores calibrators fitted on another benchmark
+(LFW: what a deployed model ships) on every pair. Their figures are in :mod:`xfv.plots`.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from xfv.method.calibration import (
     OutOfFold,
     PlattCalibrator,
     check_pairs,
+    check_quality,
+    fit_calibrator,
     out_of_fold_confidence,
+    predict,
 )
-from xfv.method.cscore import CScoreCalibrator
-from xfv.method.thresholds import fold_thresholds
+from xfv.method.cscore import CScoreCalibrator, QualityCScoreCalibrator
+from xfv.method.thresholds import best_threshold, fold_thresholds
 
 #: Bins of the reliability diagram, ECE and MCE: equal widths over [0.5, 1].
 CONFIDENCE_BINS = 20
@@ -142,9 +147,26 @@ def calibration_metrics(result: OutOfFold, same: np.ndarray) -> dict[str, float]
 # --- the report ----------------------------------------------------------------------------------
 
 
+def calibrator_factories(
+    bins: int = 400, quality_groups: int = 3, with_quality: bool = False
+) -> dict[str, Callable[[], Calibrator]]:
+    """Unfitted calibrators by method name: the C-Score with ``bins``, the quality-aware C-Score
+    (``quality_groups`` groups; only ``with_quality``), Platt and isotonic."""
+    factories: dict[str, Callable[[], Calibrator]] = {"cscore": lambda: CScoreCalibrator(bins=bins)}
+    if with_quality:
+        factories["cscore-quality"] = lambda: QualityCScoreCalibrator(groups=quality_groups, bins=bins)
+    factories.update(platt=PlattCalibrator, isotonic=IsotonicCalibrator)
+    return factories
+
+
+#: Every calibration method by name, in report order (``cscore-quality`` needs each pair's quality).
+METHODS = tuple(calibrator_factories(with_quality=True))
+
+
 @dataclass(frozen=True)
 class CalibrationReport:
-    """C-Score, Platt and isotonic scored out of fold on one benchmark (figures: :mod:`xfv.plots`)."""
+    """C-Score (quality-aware too, given qualities), Platt and isotonic scored out of fold on one
+    benchmark (figures: :mod:`xfv.plots`)."""
 
     model_name: str
     distances: np.ndarray
@@ -153,6 +175,7 @@ class CalibrationReport:
     thresholds: np.ndarray
     bins: int
     results: dict[str, OutOfFold]
+    quality_groups: int | None = None
 
     def first_fold_cscore(self) -> tuple[int, np.ndarray, CScoreCalibrator]:
         """The first fold, the mask of the pairs its C-Score was fitted on (all other folds), the C-Score."""
@@ -167,11 +190,13 @@ class CalibrationReport:
             {"fold": int(fold), **calibrator.to_dict()["parameters"], "t": calibrator.threshold_}
             for fold, calibrator in zip(cscore.fold_ids, cscore.calibrators)
         ]
+        quality = {"cscore_quality_groups": self.quality_groups} if self.quality_groups else {}
         return {
             "model": self.model_name,
             "n_pairs": int(len(self.distances)),
             "n_folds": int(len(self.thresholds)),
             "cscore_bins": self.bins,
+            **quality,
             **{name: calibration_metrics(result, self.same) for name, result in self.results.items()},
             "thresholds": [float(t) for t in self.thresholds],
             "cscore_range": [float(cscore.confidence.min()), float(cscore.confidence.max())],
@@ -180,19 +205,82 @@ class CalibrationReport:
 
 
 def calibration_report(
-    distances: np.ndarray, labels: np.ndarray, folds: np.ndarray, model_name: str, *, bins: int = 400
+    distances: np.ndarray,
+    labels: np.ndarray,
+    folds: np.ndarray,
+    model_name: str,
+    *,
+    bins: int = 400,
+    quality: np.ndarray | None = None,
+    quality_groups: int = 3,
 ) -> CalibrationReport:
-    """Score C-Score, Platt and isotonic out of fold (10-fold protocol).
+    """Score C-Score, Platt and isotonic (and, given each pair's ``quality``, the quality-aware
+    C-Score) out of fold (10-fold protocol).
 
     Every fold is decided at its protocol threshold and scored by calibrators fitted on the other folds.
     """
     d, same = check_pairs(distances, labels)
     folds = np.asarray(folds)
     thresholds = fold_thresholds(d, same, folds)
-    factories: dict[str, Callable[[], Calibrator]] = {
-        "cscore": lambda: CScoreCalibrator(bins=bins),
-        "platt": PlattCalibrator,
-        "isotonic": IsotonicCalibrator,
+    factories = calibrator_factories(bins, quality_groups, with_quality=quality is not None)
+    results = {
+        name: out_of_fold_confidence(factory, d, same, folds, thresholds, quality)
+        for name, factory in factories.items()
     }
-    results = {name: out_of_fold_confidence(factory, d, same, folds, thresholds) for name, factory in factories.items()}
-    return CalibrationReport(model_name, d, same, folds, np.asarray(thresholds), bins, results)
+    groups = quality_groups if quality is not None else None
+    return CalibrationReport(model_name, d, same, folds, np.asarray(thresholds), bins, results, groups)
+
+
+@dataclass(frozen=True)
+class TransferReport:
+    """Calibrators fitted on one benchmark (``fitted_on``, at its best threshold) scoring every pair of another."""
+
+    model_name: str
+    fitted_on: str
+    n_fit_pairs: int
+    threshold: float
+    same: np.ndarray
+    results: dict[str, OutOfFold]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: what the calibrators were fitted on, their threshold, the metrics per method."""
+        cscore = self.results["cscore"]
+        return {
+            "fitted_on": self.fitted_on,
+            "n_fit_pairs": self.n_fit_pairs,
+            "threshold": self.threshold,
+            **{name: calibration_metrics(result, self.same) for name, result in self.results.items()},
+            "cscore_range": [float(cscore.confidence.min()), float(cscore.confidence.max())],
+        }
+
+
+def transfer_report(
+    fit_distances: np.ndarray,
+    fit_labels: np.ndarray,
+    distances: np.ndarray,
+    labels: np.ndarray,
+    model_name: str,
+    fitted_on: str,
+    *,
+    bins: int = 400,
+    fit_quality: np.ndarray | None = None,
+    quality: np.ndarray | None = None,
+    quality_groups: int = 3,
+) -> TransferReport:
+    """Fit every method on the first benchmark (threshold: its accuracy-maximising one, as
+    ``xfv calibrate`` does for a model's shipped calibration) and score all pairs of the second.
+
+    With qualities of both (``fit_quality``, ``quality``) the quality-aware C-Score is scored too.
+    """
+    fit_d, fit_same = check_pairs(fit_distances, fit_labels)
+    d, same = check_pairs(distances, labels)
+    with_quality = fit_quality is not None and quality is not None
+    if with_quality:
+        fit_quality, quality = check_quality(fit_quality, fit_d), check_quality(quality, d)
+    threshold = best_threshold(fit_d, fit_same)
+    results = {}
+    for name, factory in calibrator_factories(bins, quality_groups, with_quality).items():
+        calibrator = fit_calibrator(factory(), fit_d, fit_same, threshold, fit_quality)
+        proba, confidence, decision = predict(calibrator, d, quality)
+        results[name] = OutOfFold(proba, confidence, decision, np.zeros(1, dtype=np.int64), (calibrator,))
+    return TransferReport(model_name, fitted_on, len(fit_d), threshold, same, results)

@@ -5,11 +5,14 @@ densities, so class priors do not matter) is fitted with the logistic c(d) = L /
 then C = c(d) for a genuine decision and 1 - c(d) for an impostor one, clipped to [0.5, 1].
 Defaults follow the paper (400 bins, bin centres, genuine iff d <= t); :meth:`CScoreCalibrator.authors_code`
 gives the authors' reference code (2000 bins, left bin edges, genuine iff d < t).
+
+:class:`QualityCScoreCalibrator` (ours, beyond the paper) fits that curve per group of pair quality.
 """
 
 from __future__ import annotations
 
 import warnings
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -17,7 +20,8 @@ import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.special import expit
 
-from xfv.method.calibration import CalibrationError, Calibrator, check_pairs
+from xfv.errors import CalibrationError
+from xfv.method.calibration import Calibrator, QualityAwareCalibrator, check_pairs, check_quality
 
 #: Where a bin sits on the distance axis in the fit: its centre (default) or its left edge (authors' code).
 X_POSITIONS = ("centre", "left")
@@ -146,3 +150,102 @@ class CScoreCalibrator(Calibrator):
 
     def _set_parameters(self, parameters: dict[str, Any]) -> None:
         self.sigmoid_ = Sigmoid(*(float(parameters[name]) for name in Sigmoid._fields))
+
+
+class QualityCScoreCalibrator(QualityAwareCalibrator):
+    """The C-Score conditioned on pair quality (beyond the paper); fitted ``edges_``, ``sigmoids_``, ``pooled_``.
+
+    The calibration pairs are split into ``groups`` groups by their quality (the lower image quality
+    of the pair, say) at its quantiles (``edges_``); each group gets its own histogram (``bins``
+    scaled to the group's share of the pairs, so bins hold as many pairs as the plain C-Score's)
+    and its own logistic fit at the common threshold. A pair is scored by the curve of the group
+    its quality falls in (qualities beyond the calibration range: the end groups). A group with
+    too few genuine or impostor pairs, or whose fit fails, uses the fit on all pairs (``pooled_``).
+    Decisions are the threshold's, as for the plain C-Score: only the confidence changes.
+    """
+
+    kind = "cscore-quality"
+
+    def __init__(
+        self, *, groups: int = 3, bins: int = 400, x_position: str = "centre", k0: float = -20.0, strict: bool = False
+    ) -> None:
+        super().__init__(strict=strict)
+        if groups < 1:
+            raise CalibrationError(f"the quality-aware C-Score needs at least 1 quality group, got {groups}")
+        if x_position not in X_POSITIONS:
+            raise CalibrationError(f"x_position must be one of {X_POSITIONS}, got {x_position!r}")
+        self.groups = int(groups)
+        self.bins = int(bins)
+        self.x_position = x_position
+        self.k0 = float(k0)
+
+    def _fit_quality(self, d: np.ndarray, same: np.ndarray, t: float, quality: np.ndarray) -> None:
+        self.pooled_ = self._fit_curve(d, same, t, self.bins)
+        self.edges_ = np.quantile(quality, np.linspace(0.0, 1.0, self.groups + 1)[1:-1])
+        group = self.group_of(quality)
+        self.sigmoids_ = []
+        for index in range(self.groups):
+            member = group == index
+            n_genuine, n_impostor = int(same[member].sum()), int((~same[member]).sum())
+            sigmoid = self.pooled_
+            if min(n_genuine, n_impostor) >= self.min_pairs_per_class:
+                bins = max(2, round(self.bins * int(member.sum()) / len(d)))
+                with suppress(CalibrationError):
+                    sigmoid = self._fit_curve(d[member], same[member], t, bins)
+            self.sigmoids_.append(sigmoid)
+
+    def _fit_curve(self, d: np.ndarray, same: np.ndarray, t: float, bins: int) -> Sigmoid:
+        ratios = bin_ratios(d, same, t, bins, self.x_position)
+        return fit_sigmoid(ratios.x, ratios.ratio, t, self.k0)
+
+    def group_of(self, quality: np.ndarray | float) -> np.ndarray:
+        """The quality group (0 = lowest) of each quality."""
+        return np.searchsorted(self.edges_, np.asarray(quality, dtype=np.float64), side="right")
+
+    def _curve(self, distances: np.ndarray | float, quality: np.ndarray | float | None) -> np.ndarray:
+        """c(d) by the curve of each pair's quality group."""
+        self._check_fitted()
+        d = np.asarray(distances, dtype=np.float64)
+        q = check_quality(
+            None if quality is None else np.broadcast_to(np.asarray(quality, dtype=np.float64), d.shape), d
+        )
+        return np.choose(self.group_of(q), [sigmoid(d) for sigmoid in self.sigmoids_])
+
+    def predict_confidence(
+        self, distances: np.ndarray | float, quality: np.ndarray | float | None = None
+    ) -> np.ndarray:
+        """C-Score from the curve of the pair's quality group, clipped to [0.5, 1] as the plain one."""
+        c = self._curve(distances, quality)
+        return np.clip(np.where(self.predict_same(distances), c, 1.0 - c), 0.5, 1.0)
+
+    def predict_proba_same(
+        self, distances: np.ndarray | float, quality: np.ndarray | float | None = None
+    ) -> np.ndarray:
+        confidence = self.predict_confidence(distances, quality)
+        return np.where(self.predict_same(distances), confidence, 1.0 - confidence)
+
+    def get_options(self) -> dict[str, Any]:
+        return {
+            **super().get_options(),
+            "groups": self.groups,
+            "bins": self.bins,
+            "x_position": self.x_position,
+            "k0": self.k0,
+        }
+
+    def _parameters(self) -> dict[str, Any]:
+        return {
+            "edges": [float(edge) for edge in self.edges_],
+            "sigmoids": [sigmoid._asdict() for sigmoid in self.sigmoids_],
+            "pooled": self.pooled_._asdict(),
+        }
+
+    def _set_parameters(self, parameters: dict[str, Any]) -> None:
+        def sigmoid(values: dict[str, Any]) -> Sigmoid:
+            return Sigmoid(*(float(values[name]) for name in Sigmoid._fields))
+
+        self.edges_ = np.asarray(parameters["edges"], dtype=np.float64)
+        self.sigmoids_ = [sigmoid(values) for values in parameters["sigmoids"]]
+        self.pooled_ = sigmoid(parameters["pooled"])
+        if len(self.sigmoids_) != self.groups or len(self.edges_) != self.groups - 1:
+            raise ValueError(f"{self.groups} quality groups need {self.groups} curves and {self.groups - 1} edges")

@@ -39,7 +39,7 @@ class OcclusionEmbeddings:
 
 
 @dataclass(frozen=True)
-class XMaps:
+class MethodMaps:
     """One method's maps for both faces: raw S_p per patch size (eq. 9) and the final merged map.
 
     ``merged`` maps are blurred and normalised to [-1, 1]; all maps are (s, s) in the aligned faces'
@@ -107,7 +107,8 @@ def _roman(number: int) -> str:
     return out
 
 
-#: The X-Map methods by number; the CLI, the Python API, the store and the web read their choices here.
+#: The X-Map methods by number: the one place a method is added. The CLI's ``--methods``, the Python
+#: API, ``xfv compute``, the store, the web API and the pages read their choices here when they run.
 XMAP_METHODS: dict[int, XMapMethod] = {
     method.number: method
     for method in (
@@ -133,26 +134,26 @@ XMAP_METHODS: dict[int, XMapMethod] = {
         ),
     )
 }
-METHODS = tuple(XMAP_METHODS)
 
 
-def check_methods(methods: Iterable[int]) -> tuple[int, ...]:
-    """The registered methods asked for, once each in the order given; :class:`MethodError` otherwise."""
+def all_methods() -> tuple[int, ...]:
+    """The numbers of every registered method, in order: the default wherever methods are chosen."""
+    return tuple(sorted(XMAP_METHODS))
+
+
+def check_methods(methods: Iterable[int] | None = None) -> tuple[int, ...]:
+    """The registered methods asked for, once each in the order given (None: all of them); the one
+    validation of method numbers, :class:`MethodError` naming the registered methods otherwise."""
+    if methods is None:
+        return all_methods()
     asked = list(methods)
     try:
         chosen = tuple(dict.fromkeys(int(m) for m in asked))
     except (TypeError, ValueError):
         chosen = ()
     if not chosen or any(m not in XMAP_METHODS for m in chosen):
-        raise MethodError(f"X-Map methods must be among {', '.join(map(str, METHODS))}, got {asked}")
+        raise MethodError(f"X-Map methods must be among {', '.join(map(str, all_methods()))}, got {asked}")
     return chosen
-
-
-def select_distances(method: int, emb1: OcclusionEmbeddings, emb2: OcclusionEmbeddings, segment: range) -> Distances:
-    """Distances (D1, D2) of one method for the occlusions in ``segment`` (one patch size)."""
-    (number,) = check_methods([method])
-    occluded1, occluded2 = emb1.occluded[segment.start : segment.stop], emb2.occluded[segment.start : segment.stop]
-    return XMAP_METHODS[number].distances(occluded1, occluded2, emb1.original, emb2.original)
 
 
 def deviations_from(distances: np.ndarray, d_orig: float) -> np.ndarray:
@@ -207,8 +208,10 @@ def compute_xmaps(
     plan: OcclusionPlan,
     coverage_normalised: bool = False,
     smoothing: bool = True,
-) -> XMaps:
+) -> MethodMaps:
     """One method's X-Maps for a pair from both faces' occlusion embeddings under ``plan``."""
+    (number,) = check_methods([method])
+    picker = XMAP_METHODS[number].distances
     for emb in (emb1, emb2):
         if len(emb.occluded) != len(plan):
             raise ValueError(f"expected {len(plan)} occlusion embeddings per face, got {len(emb.occluded)}")
@@ -216,7 +219,8 @@ def compute_xmaps(
     raw1: dict[int, np.ndarray] = {}
     raw2: dict[int, np.ndarray] = {}
     for grid in plan.grids:
-        d1, d2 = select_distances(method, emb1, emb2, plan.segments[grid.patch_size])
+        rows = slice(plan.segments[grid.patch_size].start, plan.segments[grid.patch_size].stop)
+        d1, d2 = picker(emb1.occluded[rows], emb2.occluded[rows], emb1.original, emb2.original)
         raw1[grid.patch_size] = similarity_map(deviations_from(d1, d_orig), grid, coverage_normalised)
         if d2 is d1:  # method 3: one set of distances, one map
             raw2[grid.patch_size] = raw1[grid.patch_size]
@@ -226,17 +230,17 @@ def compute_xmaps(
     merged = [merge_maps(raw, coverage_normalised) for raw in (raw1, raw2)]
     if smoothing:
         merged = [smooth(m, stride_px) for m in merged]
-    return XMaps(method, raw1, raw2, normalise_map(merged[0]), normalise_map(merged[1]))
+    return MethodMaps(number, raw1, raw2, normalise_map(merged[0]), normalise_map(merged[1]))
 
 
 __all__ = [
-    "METHODS",
     "XMAP_METHODS",
     "DistancePicker",
     "XMapMethod",
+    "all_methods",
     "check_methods",
     "OcclusionEmbeddings",
-    "XMaps",
+    "MethodMaps",
     "DEVIATION_TOLERANCE",
     "compute_xmaps",
     "deviations_from",
@@ -245,7 +249,6 @@ __all__ = [
     "method2_distances",
     "method3_distances",
     "normalise_map",
-    "select_distances",
     "similarity_map",
     "smooth",
 ]

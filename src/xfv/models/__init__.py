@@ -72,7 +72,9 @@ def _dlib_int8(spec: ModelSpec) -> FaceModel:
 def _dlib_int8_spec(name: str, description: str) -> ModelSpec:
     """dlib's spec, with its own cache key; threshold and calibration are float32 dlib's."""
     spec = _dlib_spec(name, description)
-    return replace(spec, weights_hash=f"{spec.weights_hash}-int8", threshold_source=f"float32 dlib's: {spec.threshold_source}")
+    return replace(
+        spec, weights_hash=f"{spec.weights_hash}-int8", threshold_source=f"float32 dlib's: {spec.threshold_source}"
+    )
 
 
 def _dlib_native(spec: ModelSpec) -> FaceModel:
@@ -100,13 +102,17 @@ class BuiltinModel:
         return self.backend(self.spec(self.name, self.description))
 
 
-#: The built-in models by name; a new backend is one entry here (user models are JSON specs).
+#: The built-in models by name: a new model is one entry here, read by :func:`get_model`, ``xfv
+#: models``, the web's model lists and the upload form (user models are JSON specs instead).
 BUILTIN: dict[str, BuiltinModel] = {
     model.name: model
     for model in (
         BuiltinModel("dlib", "dlib's ResNet face descriptor converted to ONNX, on ONNX Runtime", _dlib_onnx),
         BuiltinModel(
-            "dlib-native", "dlib's ResNet face descriptor run by dlib itself (reference)", _dlib_native, implements="dlib"
+            "dlib-native",
+            "dlib's ResNet face descriptor run by dlib itself (reference)",
+            _dlib_native,
+            implements="dlib",
         ),
         BuiltinModel(
             "dlib-int8",
@@ -117,8 +123,11 @@ BUILTIN: dict[str, BuiltinModel] = {
         ),
     )
 }
-#: The built-in models offered for choice.
-BUILTIN_MODELS = tuple(name for name, model in BUILTIN.items() if model.listed)
+
+
+def listed_models() -> tuple[str, ...]:
+    """The built-in models offered for choice (``listed``), in registry order."""
+    return tuple(name for name, model in BUILTIN.items() if model.listed)
 
 
 def _user_spec_paths() -> dict[str, Path]:
@@ -147,13 +156,6 @@ def get_model(name: str = DEFAULT_MODEL) -> FaceModel:
     raise ModelError(f"unknown model {name!r}: use one of {known}, or a path to a .json model spec or .onnx file")
 
 
-def listed_model_names() -> list[str]:
-    """Names of the models offered for choice: the listed built-in ones and the installed npm ones."""
-    from xfv.models.npm_models import installed_models
-
-    return [*BUILTIN_MODELS, *installed_models()]
-
-
 #: The ``--model`` value that means every model to compare (see :func:`compared_model_names`).
 ALL_MODELS = "all"
 
@@ -163,13 +165,14 @@ def compared_model_names() -> list[str]:
     another), the installed npm ones and the user's registered specs."""
     from xfv.models.npm_models import installed_models
 
-    builtin = [name for name in BUILTIN_MODELS if not BUILTIN[name].implements]
+    builtin = [name for name in listed_models() if not BUILTIN[name].implements]
     return [*builtin, *installed_models(), *_user_spec_paths()]
 
 
 def available_models() -> list[ModelSpec]:
     """Specs of the listed built-in models, the installed npm models and the user's registered
     ONNX models (one that cannot be loaded is listed with the reason as its description)."""
+    from xfv.models.npm_models import installed_models
 
     def spec_of(name: str) -> ModelSpec:
         try:
@@ -177,13 +180,12 @@ def available_models() -> list[ModelSpec]:
         except ModelError as exc:
             return ModelSpec(name=name, input_size=0, embedding_size=0, alignment="?", description=str(exc))
 
-    return [spec_of(name) for name in [*listed_model_names(), *_user_spec_paths()]]
+    return [spec_of(name) for name in [*listed_models(), *installed_models(), *_user_spec_paths()]]
 
 
 __all__ = [
     "ALL_MODELS",
     "BUILTIN",
-    "BUILTIN_MODELS",
     "DEFAULT_MODEL",
     "BuiltinModel",
     "FaceModel",
@@ -192,6 +194,6 @@ __all__ = [
     "calibration_fields",
     "compared_model_names",
     "get_model",
-    "listed_model_names",
+    "listed_models",
     "shipped_calibration",
 ]

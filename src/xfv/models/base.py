@@ -87,8 +87,7 @@ class FaceModel(ABC):
         size = self.spec.input_size
         if faces.ndim != 4 or faces.shape[1:] != (size, size, 3) or faces.dtype != np.uint8:
             raise ValueError(
-                f"{self.spec.name} takes uint8 faces of shape (n, {size}, {size}, 3), "
-                f"got {faces.dtype} {faces.shape}"
+                f"{self.spec.name} takes uint8 faces of shape (n, {size}, {size}, 3), got {faces.dtype} {faces.shape}"
             )
         return faces
 

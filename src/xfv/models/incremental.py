@@ -57,12 +57,16 @@ class Unit:
     session: Any = field(default=None, repr=False)
 
 
-def _unit_start(node: onnx.NodeProto, initializers: set[str]) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None:
+def _unit_start(
+    node: onnx.NodeProto, initializers: set[str]
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None:
     """Kernel, stride and leading padding of a spatial op incremental inference can crop, else None."""
     if node.op_type not in SPATIAL_OPS or node.input[0] in initializers:
         return None
     attrs = _attributes(node)
-    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or any(d != 1 for d in attrs.get("dilations", [1, 1])):
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or any(
+        d != 1 for d in attrs.get("dilations", [1, 1])
+    ):
         return None
     pads = list(attrs.get("pads", [0, 0, 0, 0]))
     if node.op_type != "Conv" and any(pads):
@@ -280,7 +284,9 @@ class IncrementalRunner:
         regions = self.regions(boxes)
         switch = self.switch_point(regions) if switch is None else switch
         incremental = sum(u.flops_per_position * r[1][0] * r[1][1] for u, r in zip(self.units[:switch], regions))
-        full = sum(u.flops_per_position * self.shapes[u.output][1] * self.shapes[u.output][2] for u in self.units[:switch])
+        full = sum(
+            u.flops_per_position * self.shapes[u.output][1] * self.shapes[u.output][2] for u in self.units[:switch]
+        )
         return float(incremental), float(full)
 
     # --- running ---------------------------------------------------------------------------------
@@ -292,7 +298,9 @@ class IncrementalRunner:
         regions = self.regions(boxes)
         switch = self.switch_point(regions)
         input_region = self._input_region(np.asarray(boxes, dtype=np.int64))
-        deltas: dict[str, tuple[Region, np.ndarray]] = {self.graph_input: (input_region, self._input_delta(occluded, input_region))}
+        deltas: dict[str, tuple[Region, np.ndarray]] = {
+            self.graph_input: (input_region, self._input_delta(occluded, input_region))
+        }
         for unit, region in zip(self.units[:switch], regions[:switch]):
             deltas[unit.output] = (region, self._run_unit(unit, region, clean, deltas))
         session, live = self._suffix_session(switch)
@@ -315,7 +323,9 @@ class IncrementalRunner:
         return self._unit_session(unit).run(None, feeds)[0]
 
     @staticmethod
-    def _window(name: str, clean: dict, delta: tuple[Region, np.ndarray] | None, origins: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    def _window(
+        name: str, clean: dict, delta: tuple[Region, np.ndarray] | None, origins: np.ndarray, size: tuple[int, int]
+    ) -> np.ndarray:
         """Crops of a tensor at per-sample origins: clean values, the changed region pasted, zeros outside."""
         base = clean[name]
         channels, height, width = base.shape

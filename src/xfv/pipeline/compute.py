@@ -44,24 +44,12 @@ from xfv.pipeline.executors import Executor, make_executor, worker_name
 from xfv.pipeline.explain import OcclusionEngine, explain_pair
 from xfv.store import Store
 from xfv.store.arrays import pack_maps, xmap_arrays
+from xfv.store.catalog import find_dataset, register_model
 from xfv.store.jobs import claim_finished_chunk, find_or_create_job, job_key, pending_chunks, set_params, set_status
 from xfv.store.models import Dataset, Job, JobChunk, Model
-from xfv.store.repository import (
-    FoldScore,
-    PairFiles,
-    XMapRecord,
-    add_distances,
-    add_xmaps,
-    dataset_pair_files,
-    distance_table,
-    find_dataset,
-    fold_results,
-    missing_xmap_methods,
-    occlusion_setting,
-    pair_correctness,
-    register_model,
-    write_scores,
-)
+from xfv.store.pairs import PairFiles, dataset_pair_files
+from xfv.store.results import FoldScore, add_distances, distance_table, fold_results, pair_correctness, write_scores
+from xfv.store.xmaps import XMapRecord, add_xmaps, missing_xmap_methods, occlusion_setting
 
 #: Pairs per distance chunk: LFW's 6,000 pairs make 60 chunks of a few seconds each.
 DEFAULT_CHUNK_PAIRS = 100
@@ -412,10 +400,11 @@ def compute_xmaps(
     model_name: str,
     selection: str,
     settings: OcclusionSettings,
-    methods: Sequence[int],
+    methods: Sequence[int] | None,
     options: ComputeOptions,
 ) -> XMapReport:
-    """X-Maps of the selected pairs (chunked, resumable); only the methods a pair lacks are computed."""
+    """X-Maps of the selected pairs for ``methods`` (None: every registered method), chunked and
+    resumable; only the methods a pair lacks are computed."""
     methods = tuple(sorted(check_methods(methods)))
     face_model = get_model(model_name)
     with store.transaction() as session:

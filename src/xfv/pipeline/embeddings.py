@@ -50,7 +50,8 @@ def _report_of(array: np.ndarray) -> FaceReport | None:
     return FaceReport.from_dict(data) if data else None
 
 
-def _hash_file(path: Path) -> str:
+def image_file_hash(path: Path) -> str:
+    """SHA-256 of an image file's bytes; ``ImageError`` naming the file if it cannot be read."""
     try:
         return content_hash(Path(path).read_bytes())
     except FileNotFoundError:
@@ -95,7 +96,7 @@ def _embed(
     """Cached embeddings (and reports) are only read; new ones are written batch by batch, so an
     interrupted run keeps its work."""
     cache = cache or default_cache()
-    keys = [embedding_key(model, mode, _hash_file(path), face) for path, face in zip(paths, faces)]
+    keys = [embedding_key(model, mode, image_file_hash(path), face) for path, face in zip(paths, faces)]
     wanted = [*keys, *map(_report_key, keys)] if with_reports else keys
     found = cache.get_many(wanted)
     missing: dict[str, tuple[Path, FaceChoice]] = {}
@@ -103,7 +104,9 @@ def _embed(
         if key not in found or (with_reports and _report_key(key) not in found):
             missing.setdefault(key, (Path(path), face))
     items = list(missing.items())
-    with tqdm(total=len(items), desc=f"embedding ({model.spec.name})", unit="img", disable=not progress or not items) as bar:
+    with tqdm(
+        total=len(items), desc=f"embedding ({model.spec.name})", unit="img", disable=not progress or not items
+    ) as bar:
         paths_and_faces = [path_and_face for _, path_and_face in items]
         aligned = aligned_faces(paths_and_faces, model.spec, mode, assess=with_reports)
         for start in range(0, len(items), ALIGN_BATCH):
@@ -117,7 +120,9 @@ def _embed(
             bar.update(len(batch))
     if not keys:
         return np.empty((0, model.spec.embedding_size), np.float32), []
-    reports: list[FaceReport | None] = [_report_of(found[_report_key(key)]) for key in keys] if with_reports else [None] * len(keys)
+    reports: list[FaceReport | None] = (
+        [_report_of(found[_report_key(key)]) for key in keys] if with_reports else [None] * len(keys)
+    )
     return np.stack([found[key] for key in keys]), reports
 
 

@@ -26,7 +26,8 @@ def pair_distances(pairs: PairList, model: FaceModel, mode: str, progress: bool 
 
 @dataclass
 class EvaluationReport:
-    """What the 10-fold protocol measured for one model on one pair list."""
+    """What the 10-fold protocol measured for one model on one pair list (``protocol``: its name,
+    e.g. ``lfw`` or ``xqlfw-synth``)."""
 
     protocol: str
     model: str
@@ -38,6 +39,8 @@ class EvaluationReport:
     fold_accuracies: np.ndarray
     auc: float
     tar_at_far_1e3: float
+    #: Caveats of the pair list (see :attr:`PairList.notes`).
+    notes: tuple[str, ...] = ()
 
     @property
     def accuracy_mean(self) -> float:
@@ -60,6 +63,7 @@ class EvaluationReport:
             "thresholds": [float(t) for t in self.thresholds],
             "auc": self.auc,
             "tar_at_far_1e-3": self.tar_at_far_1e3,
+            **({"notes": list(self.notes)} if self.notes else {}),
         }
 
 
@@ -85,4 +89,5 @@ def evaluate(pairs: PairList, model: FaceModel, mode: str, progress: bool = True
         fold_accuracies=accuracies,
         auc=roc_auc(distances, same),
         tar_at_far_1e3=tar_at_far(distances, same, 1e-3),
+        notes=pairs.notes,
     )

@@ -21,7 +21,7 @@ from xfv.method.calibration import Calibrator
 from xfv.method.colour import DEFAULT_COLOURMAP, colour_map, overlay, xmap_image
 from xfv.method.distances import cosine_distance
 from xfv.method.occlusion import OcclusionPlan, OcclusionSettings
-from xfv.method.xmaps import METHODS, OcclusionEmbeddings, XMaps, check_methods, compute_xmaps
+from xfv.method.xmaps import MethodMaps, OcclusionEmbeddings, check_methods, compute_xmaps
 from xfv.models.base import FaceModel, ProgressCallback
 from xfv.pipeline.verify import confidence_of, model_calibrator
 
@@ -96,7 +96,9 @@ class OcclusionEngine:
         for start in range(segment.start, segment.stop, OCCLUSION_CHUNK):
             stop = min(start + OCCLUSION_CHUNK, segment.stop)
             occluded = self.plan.occluded(face, start, stop)
-            rows[start + 1 : stop + 1] = self.model.embed_changed(face, occluded, self.plan.boxes(start, stop), self.progress)
+            rows[start + 1 : stop + 1] = self.model.embed_changed(
+                face, occluded, self.plan.boxes(start, stop), self.progress
+            )
             self.forward_passes += stop - start
 
     def store(self, face: np.ndarray, rows: np.ndarray) -> OcclusionEmbeddings:
@@ -137,7 +139,7 @@ class Explanation:
     threshold: float | None
     same: bool | None
     confidence: float | None
-    maps: dict[int, XMaps]
+    maps: dict[int, MethodMaps]
     forward_passes: int
     coverage_normalised: bool = False
     colourmap: str = DEFAULT_COLOURMAP
@@ -158,7 +160,7 @@ class Explanation:
         """The X-Map of face ``which`` (1 or 2) for ``method`` as uint8 RGB, drawn in ``style``."""
         (method,) = check_methods([method])
         if method not in self.maps:
-            raise MethodError(f"this explanation holds methods {sorted(self.maps)}, not method {method}")
+            raise MethodError(f"this explanation holds X-Map methods {sorted(self.maps)}, not method {method}")
         if which not in (1, 2):
             raise XfvError(f"which face: 1 or 2, got {which!r}")
         if style not in STYLES:
@@ -229,7 +231,7 @@ def explain_pair(
     face1: np.ndarray,
     face2: np.ndarray,
     model: FaceModel,
-    methods: Sequence[int] = METHODS,
+    methods: Sequence[int] | None = None,
     settings: OcclusionSettings | None = None,
     threshold: float | None = None,
     calibrator: Calibrator | None = None,
@@ -241,7 +243,8 @@ def explain_pair(
     cache: ArrayCache | None = None,
     progress: ProgressCallback | None = None,
 ) -> Explanation:
-    """X-Maps of two aligned faces (uint8 RGB, the model's input size) for the given methods.
+    """X-Maps of two aligned faces (uint8 RGB, the model's input size) for ``methods`` (default:
+    every registered method).
 
     ``threshold`` defaults to the model's, ``calibrator`` (for the C-Score) to the one the model
     ships (:func:`~xfv.pipeline.verify.model_calibrator`). Pass ``engine`` to share one engine (and
@@ -261,7 +264,7 @@ def explain_pair_progressively(
     face1: np.ndarray,
     face2: np.ndarray,
     model: FaceModel,
-    methods: Sequence[int] = METHODS,
+    methods: Sequence[int] | None = None,
     settings: OcclusionSettings | None = None,
     threshold: float | None = None,
     calibrator: Calibrator | None = None,

@@ -129,9 +129,10 @@ def paste_rates(pairs: Sequence[Pair], engine: OcclusionEngine, progress: Callab
     for index, (face1, face2) in enumerate(aligned_pairs(pairs, engine.model)):
         for region in REGIONS:
             results[region].append(paste_check(face1, face2, region, engine))
-        progress(f"paste {index + 1}/{len(pairs)}: " + ", ".join(
-            f"{region} pointing {r[-1].pointing} rise {r[-1].rise}" for region, r in results.items()
-        ))
+        progress(
+            f"paste {index + 1}/{len(pairs)}: "
+            + ", ".join(f"{region} pointing {r[-1].pointing} rise {r[-1].rise}" for region, r in results.items())
+        )
     return {
         region: {
             "pairs": len(found),

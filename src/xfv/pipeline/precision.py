@@ -13,7 +13,6 @@ import numpy as np
 
 from xfv.cache import ArrayCache
 from xfv.method.occlusion import OcclusionSettings
-from xfv.method.xmaps import METHODS
 from xfv.models.base import FaceModel
 from xfv.pipeline.explain import OcclusionEngine, explain_pair
 
@@ -38,13 +37,13 @@ def map_fidelity(
     engines = OcclusionEngine(reference, settings, cache), OcclusionEngine(candidate, settings, cache)
     out = []
     for face1, face2 in face_pairs:
-        ref, cand = (explain_pair(face1, face2, e.model, METHODS, engine=e) for e in engines)
+        ref, cand = (explain_pair(face1, face2, e.model, engine=e) for e in engines)
         out.append({
             m: pearson(
                 np.concatenate([ref.maps[m].merged1, ref.maps[m].merged2]),
                 np.concatenate([cand.maps[m].merged1, cand.maps[m].merged2]),
             )
-            for m in METHODS
+            for m in ref.maps
         })  # fmt: skip
     return out
 

@@ -45,7 +45,9 @@ class Verification:
         if self.confidence is None:
             text += "\nC-Score: none (the model has no calibration)"
         else:
-            text += f"\nC-Score {self.confidence:.3f} (probability the decision is right; calibration: {self.calibration})"
+            text += (
+                f"\nC-Score {self.confidence:.3f} (probability the decision is right; calibration: {self.calibration})"
+            )
         for image, faces in zip((self.image1, self.image2), self.faces):
             if faces is not None:
                 text += f"\n{image}: {FaceReport.from_dict(faces).describe()}"

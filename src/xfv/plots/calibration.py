@@ -45,16 +45,23 @@ class ReliabilityDisplay:
     bins: dict[str, ReliabilityBins]
     ece: dict[str, float]
     model_name: str = ""
+    #: How the confidences were fitted, for the title ("out of fold", "fitted on LFW").
+    scope: str = "out of fold"
 
     @classmethod
     def from_results(
-        cls, results: dict[str, OutOfFold], same: np.ndarray, model_name: str = "", ax: Axes | None = None
+        cls,
+        results: dict[str, OutOfFold],
+        same: np.ndarray,
+        model_name: str = "",
+        ax: Axes | None = None,
+        scope: str = "out of fold",
     ) -> ReliabilityDisplay:
         """The diagram of each method's out-of-fold decisions (``same``: the labels)."""
         decisions = _decisions(results, same)
         bins = {name: reliability_bins(confidence, correct) for name, confidence, correct in decisions}
         ece = {name: expected_calibration_error(confidence, correct) for name, confidence, correct in decisions}
-        return cls(bins, ece, model_name).plot(ax)
+        return cls(bins, ece, model_name, scope).plot(ax)
 
     def plot(self, ax: Axes | None = None, counts_ax: Axes | None = None) -> ReliabilityDisplay:
         if ax is None:
@@ -67,7 +74,7 @@ class ReliabilityDisplay:
             ax.plot(bins.mean_confidence[filled], bins.accuracy[filled], marker="o", label=label)
             if counts_ax is not None:
                 counts_ax.stairs(bins.counts, bins.edges, label=name)
-        ax.set(ylabel="accuracy", title=f"Reliability, out of fold: {self.model_name}", xlim=(0.5, 1.0))
+        ax.set(ylabel="accuracy", title=f"Reliability, {self.scope}: {self.model_name}", xlim=(0.5, 1.0))
         ax.legend(loc="upper left")
         if counts_ax is not None:
             counts_ax.set(xlabel="confidence of the decision", ylabel="pairs", yscale="log")
@@ -84,21 +91,27 @@ class RiskCoverageDisplay:
     curves: dict[str, tuple[np.ndarray, np.ndarray]]
     aurc: dict[str, float]
     model_name: str = ""
+    scope: str = "out of fold"
 
     @classmethod
     def from_results(
-        cls, results: dict[str, OutOfFold], same: np.ndarray, model_name: str = "", ax: Axes | None = None
+        cls,
+        results: dict[str, OutOfFold],
+        same: np.ndarray,
+        model_name: str = "",
+        ax: Axes | None = None,
+        scope: str = "out of fold",
     ) -> RiskCoverageDisplay:
         decisions = _decisions(results, same)
         curves = {name: risk_coverage_curve(confidence, correct) for name, confidence, correct in decisions}
         areas = {name: aurc(confidence, correct) for name, confidence, correct in decisions}
-        return cls(curves, areas, model_name).plot(ax)
+        return cls(curves, areas, model_name, scope).plot(ax)
 
     def plot(self, ax: Axes | None = None) -> RiskCoverageDisplay:
         ax = _axes(ax, (6.4, 4.8))
         for name, (coverage, risk) in self.curves.items():
             ax.plot(coverage, risk, label=f"{name} (AURC {self.aurc[name]:.5f})")
-        ax.set(xlabel="coverage", ylabel="risk (error rate)", title=f"Risk-coverage, out of fold: {self.model_name}")
+        ax.set(xlabel="coverage", ylabel="risk (error rate)", title=f"Risk-coverage, {self.scope}: {self.model_name}")
         ax.legend(loc="upper left")
         self.ax_, self.figure_ = ax, _figure(ax)
         return self
@@ -147,7 +160,12 @@ class CScoreFitDisplay:
         grid = np.linspace(0.0, x_max, 1000)
         shown = self.ratios.x <= x_max
         curves.plot(
-            self.ratios.x[shown], self.ratios.ratio[shown], ".", color="black", markersize=3, label="genuine share per bin"
+            self.ratios.x[shown],
+            self.ratios.ratio[shown],
+            ".",
+            color="black",
+            markersize=3,
+            label="genuine share per bin",
         )
         curves.plot(grid, self.calibrator.sigmoid_(grid), color="tab:blue", label="fitted c(d)")
         curves.plot(grid, self.calibrator.predict_confidence(grid), color="tab:orange", label="C-Score")

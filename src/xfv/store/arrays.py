@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from xfv.method.xmaps import XMaps
+from xfv.method.xmaps import MethodMaps
 
 SCALE_SUFFIX = ".scale"
 
@@ -39,7 +39,7 @@ def unpack_maps(blob: bytes) -> dict[str, np.ndarray]:
         return {name: stored[name].astype(np.float32) * stored[name + SCALE_SUFFIX] for name in names}
 
 
-def xmap_arrays(xmaps: XMaps) -> dict[str, np.ndarray]:
+def xmap_arrays(xmaps: MethodMaps) -> dict[str, np.ndarray]:
     """One method's maps by name: ``image{1,2}_p{patch size}`` (raw, eq. 9) and ``image{1,2}_merged``."""
     arrays: dict[str, Any] = {}
     for image, raw, merged in ((1, xmaps.raw1, xmaps.merged1), (2, xmaps.raw2, xmaps.merged2)):

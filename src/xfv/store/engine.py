@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.orm import Session, sessionmaker
 
 from xfv.config import get_settings
-from xfv.errors import XfvError
+from xfv.errors import StoreError
 
 #: SQLite waits this long for another writer (another xfv process) before giving up.
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -31,10 +31,6 @@ SQLITE_BUSY_TIMEOUT_S = 60
 #: thread (holding every connection) would block each other until the pool timed out. The number of
 #: open connections is thus bounded by the requests in flight.
 POOL_SIZE = 5
-
-
-class StoreError(XfvError):
-    """The database cannot be reached or used; the message names the database (without password)."""
 
 
 def normalise_url(url: str) -> URL:

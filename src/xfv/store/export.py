@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from xfv.errors import XfvError
+from xfv.store.catalog import find_dataset, find_model
 from xfv.store.engine import Store
-from xfv.store.repository import PairRow, find_dataset, find_model, result_rows
+from xfv.store.pair_table import PairRow, result_rows
 
 FORMATS = ("csv", "parquet")
 

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from xfv.cache import content_hash
-from xfv.datasets import PairList, get_protocol, read_protocol
+from xfv.datasets import PairList, read_protocol
+from xfv.datasets.readers import pairs_input_mode
 from xfv.errors import DatasetError
 from xfv.faces import INPUT_MODES, decode_image
 from xfv.faces.quality import image_quality
@@ -97,14 +98,22 @@ def read_image_facts(root: Path, path: str, identity: str, input_mode: str) -> I
 
 
 def ingest(
-    store: Store, protocol: str, root: Path, name: str, input_mode: str | None = None, progress: bool = True
+    store: Store,
+    protocol: str,
+    root: Path,
+    name: str | None = None,
+    input_mode: str | None = None,
+    progress: bool = True,
 ) -> IngestReport:
-    """Read ``protocol`` at ``root`` into the store as ``name`` (or verify the stored copy)."""
-    mode = input_mode or get_protocol(protocol).input_mode
-    if mode not in INPUT_MODES:
-        raise DatasetError(f"unknown input mode {mode!r}: use one of {', '.join(INPUT_MODES)}")
+    """Read ``protocol`` at ``root`` into the store as ``name`` (default: the pair list's own name,
+    e.g. ``lfw`` or ``xqlfw-synth``), or verify the stored copy; faces are found as ``input_mode``
+    says (default: as the dataset's images need)."""
+    if input_mode is not None and input_mode not in INPUT_MODES:
+        raise DatasetError(f"unknown input mode {input_mode!r}: use one of {', '.join(INPUT_MODES)}")
     root = Path(root).expanduser().resolve()
     pairs = read_protocol(protocol, root)
+    mode = input_mode or pairs_input_mode(pairs, protocol)
+    name = name or pairs.name
     identities = _image_identities(pairs, root)
     _check_present(root, identities)
     with store.transaction() as session:

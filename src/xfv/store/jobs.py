@@ -104,3 +104,11 @@ def set_params(session: Session, job: Job, params: dict[str, Any]) -> None:
     """Replace the recorded parameters of ``job`` (e.g. the C-Score options its scores used)."""
     session.execute(update(Job).where(Job.id == job.id).values(params=params, updated_at=utcnow()))
     job.params = params
+
+
+def list_jobs(session: Session, dataset: Dataset | None = None, limit: int = 50) -> list[Job]:
+    """The newest jobs first (of one dataset, or all)."""
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if dataset is not None:
+        query = query.where(Job.dataset_id == dataset.id)
+    return list(session.scalars(query))

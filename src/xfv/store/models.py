@@ -1,4 +1,29 @@
-"""The store's tables as SQLAlchemy 2.0 ORM classes (see :mod:`xfv.store.repository` for an overview).
+"""The store's tables as SQLAlchemy 2.0 ORM classes; the queries on them live beside, one module
+per resource (:mod:`xfv.store`).
+
+- ``datasets``: an ingested benchmark (name, protocol, absolute root, input mode, counts).
+- ``identities``: people of a dataset. ``images``: files of a dataset, path relative to the root,
+  width, height, file size, SHA-256 of the content, quality score in [0, 1]
+  (:mod:`xfv.faces.quality`).
+- ``pairs``: the protocol's pairs: position in the protocol file (0-based), fold (0-9), label
+  ``same``, the two images.
+- ``models``: a model by name with its weights hash and spec (one name = one set of weights).
+- ``pair_results``: per pair x model: cosine distance (written per compute chunk), then the fold's
+  threshold, the decision, its correctness and the C-Score (written together by the scoring step;
+  NULL until then).
+- ``fold_results``: per dataset x model x fold: threshold and C-Score calibration (L, d0, k, b and
+  the calibrator's full JSON) fitted on the other nine folds, and the fold's accuracy.
+- ``occlusion_settings`` and ``xmap_results``: X-Maps per pair x model x method x occlusion
+  setting: distance, forward passes, and the maps as a compressed float16 ``.npz``
+  (:mod:`xfv.store.arrays`: raw maps per patch size and merged, both images). Aligned faces are
+  not stored: ``align_path(root / image.path, spec, dataset.input_mode)`` redraws them in
+  milliseconds.
+- ``jobs`` and ``job_chunks``: batch computations, their chunks and progress
+  (:mod:`xfv.store.jobs`).
+- ``reviews``: a person's verdict (agree/disagree, comment) on a model's decision for a pair,
+  recorded from the web platform's review queue.
+- ``web_jobs`` and ``web_uploads``: the web server's background jobs and uploaded pairs, shared by
+  every server process.
 
 Every change here needs an Alembic migration in ``xfv/store/migrations/versions``; a test checks
 that the migrations build exactly these tables.

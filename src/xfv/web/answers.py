@@ -7,10 +7,8 @@ committed write by any process; an answer rendered for the same URL under the sa
 again instead of querying and rendering anew. Every answer carries an ETag of (token, URL), so a
 browser revalidating (``Cache-Control: no-cache``) gets 304 Not Modified while nothing changed.
 
-The token: on SQLite (WAL mode), the write-ahead log's index header (its frame count, running
-checksum and salts change with every commit) and the database header's change counter; on
-PostgreSQL, ``pg_current_wal_lsn()`` (it advances with every write). Any other store, or an
-unreadable token, is never cached. Cached bodies are kept zlib-compressed, at most
+The token is :class:`xfv.store.changes.ChangeToken`'s; a store without one, or an unreadable
+token, is never cached. Cached bodies are kept zlib-compressed, at most
 ``get_settings().answer_cache_bytes`` per server process.
 """
 
@@ -22,15 +20,13 @@ import threading
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 import anyio
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xfv.store import Store
+from xfv.store.changes import ChangeToken
 
 #: Browsers may keep an answer but must ask (cheaply, with its ETag) before reusing it.
 REVALIDATE = "no-cache"
@@ -41,45 +37,6 @@ class _Answer:
     token: bytes
     body: bytes  # zlib-compressed
     media_type: bytes
-
-
-class ChangeToken:
-    """Reads a store's change token (see the module docstring); None where there is none."""
-
-    def __init__(self, store: Store) -> None:
-        url = store.engine.url
-        database = url.database if url.get_backend_name() == "sqlite" else None
-        self._sqlite = Path(database) if database and database != ":memory:" else None
-        self._postgres = url.get_backend_name() == "postgresql"
-        self._engine = store.engine
-
-    async def read(self) -> bytes | None:
-        if self._sqlite is not None:
-            return self._sqlite_token(self._sqlite)  # two small reads: no need for a thread
-        if self._postgres:
-            return await anyio.to_thread.run_sync(self._postgres_token)
-        return None
-
-    def _postgres_token(self) -> bytes | None:
-        try:
-            with self._engine.connect() as connection:
-                return str(connection.scalar(text("SELECT pg_current_wal_lsn()"))).encode()
-        except SQLAlchemyError:
-            return None
-
-    @staticmethod
-    def _sqlite_token(path: Path) -> bytes | None:
-        try:
-            with open(path, "rb") as database:
-                database.seek(24)
-                counter = database.read(4)  # the file change counter (rollback-journal mode)
-            shm = path.with_name(path.name + "-shm")
-            if not shm.exists():
-                return counter
-            with open(shm, "rb") as index:
-                return counter + index.read(48)  # the WAL index header
-        except OSError:
-            return None
 
 
 #: GET paths whose answers depend only on their URL and the store: the explorer, the viewer, the
@@ -106,7 +63,7 @@ class AnswerCache:
         if not CACHEABLE.match(scope["path"]):
             await self.app(scope, receive, send)
             return
-        token = await self._token.read()  # before rendering: a write meanwhile makes the answer stale
+        token = await self._read_token()  # before rendering: a write meanwhile makes the answer stale
         if token is None:
             await self.app(scope, receive, send)
             return
@@ -128,6 +85,10 @@ class AnswerCache:
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, self._recording(send, key, token, headers))
+
+    async def _read_token(self) -> bytes | None:
+        """The store's change token; a database round trip runs on a thread, two small file reads do not."""
+        return await anyio.to_thread.run_sync(self._token.read) if self._token.blocking else self._token.read()
 
     def _recording(self, send: Send, key: str, token: bytes, headers: list[tuple[bytes, bytes]]) -> Send:
         """``send`` that tags a 200 answer with its ETag and keeps its body once complete."""

@@ -30,7 +30,7 @@ from xfv.method.occlusion import OcclusionSettings
 from xfv.store import Store, open_store
 from xfv.web import api, pages
 from xfv.web.answers import AnswerCache
-from xfv.web.api import IMMUTABLE
+from xfv.web.api.common import IMMUTABLE
 from xfv.web.errors import TooManyJobsError, status_for
 from xfv.web.protection import CONTENT_SECURITY_POLICY, Protection
 from xfv.web.services import Services

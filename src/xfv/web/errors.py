@@ -6,11 +6,16 @@ Every :class:`~xfv.errors.XfvError` is the user's problem (bad input, missing da
 
 from __future__ import annotations
 
-from xfv.errors import DatasetError, ImageError, ImageTooLargeError, MethodError, ModelError, NoFaceError, XfvError
-
-
-class NotFoundError(XfvError):
-    """A pair, image, job, upload or map that does not exist (404)."""
+from xfv.errors import (
+    DatasetError,
+    ImageError,
+    ImageTooLargeError,
+    MethodError,
+    ModelError,
+    NoFaceError,
+    NotFoundError,
+    XfvError,
+)
 
 
 class UploadTooLargeError(ImageError):

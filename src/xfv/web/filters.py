@@ -4,7 +4,7 @@ One pydantic model serves the explorer page, the ``/api/pairs`` endpoint and the
 previous/next links, so a shared URL means the same table everywhere. Empty form fields (a GET
 form sends ``correct=`` for "any") read as "no filter". :meth:`ExplorerQuery.pair_query` turns
 the URL's words (``label=same``, ``outcome=wrong``, ``order=desc``) into the store's
-:class:`~xfv.store.repository.PairQuery`.
+:class:`~xfv.store.pair_table.PairQuery`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from xfv.store.repository import PairQuery, SortColumn
+from xfv.store.pair_table import PairQuery, SortColumn
 
 PAGE_SIZES = (25, 50, 100, 200)
 

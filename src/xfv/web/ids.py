@@ -17,7 +17,7 @@ MAX_ID = 2**63 - 1
 
 PairId = Annotated[int, Path(ge=1, le=MAX_ID, description="a pair's id")]
 ImageId = Annotated[int, Path(ge=1, le=MAX_ID, description="an image's id")]
-MethodNumber = Annotated[int, Path(ge=1, le=MAX_ID, description="X-Map method: 1, 2 or 3")]
+MethodNumber = Annotated[int, Path(ge=1, le=MAX_ID, description="an X-Map method's number (see /api/methods)")]
 RowIndex = Annotated[int | None, Query(ge=0, le=MAX_ID, description="the row's index in that order, if known")]
 #: A pair id in a JSON body.
 PairIdField = Annotated[int, Field(ge=1, le=MAX_ID, description="a pair's id")]

@@ -24,17 +24,26 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from xfv.errors import XfvError
+from xfv.errors import NotFoundError, XfvError
 from xfv.store import Store
 from xfv.store.models import WebJob, as_utc, utcnow
-from xfv.web.errors import NotFoundError, TooManyJobsError
+from xfv.store.web_jobs import (
+    active_partial,
+    active_web_job,
+    add_web_job,
+    count_active_web_jobs,
+    expire_silent_web_jobs,
+    forget_old_web_jobs,
+    get_web_job,
+    touch_web_jobs,
+    update_web_job,
+)
+from xfv.web.errors import TooManyJobsError
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +77,12 @@ class Job:
         if now - self._written >= PROGRESS_SECONDS or self.done == self.total:
             self._written = now
             with self.store.transaction() as session:
-                session.execute(update(WebJob).where(WebJob.id == self.id).values(done=self.done, updated_at=utcnow()))
+                update_web_job(session, self.id, done=self.done)
 
     def report(self, info: dict[str, Any], partial: bytes | None = None) -> None:
         """Publish progress details (``info``) and a partial result to every server process."""
         with self.store.transaction() as session:
-            session.execute(
-                update(WebJob).where(WebJob.id == self.id).values(info=info, partial=partial, updated_at=utcnow())
-            )
+            update_web_job(session, self.id, info=info, partial=partial)
 
 
 def job_dict(row: WebJob) -> dict[str, Any]:
@@ -132,35 +139,24 @@ class JobManager:
     def _create(self, kind: str, key: str, total: int, result_url: str) -> tuple[dict[str, Any], bool]:
         """The new job (and True), or the active job with ``key`` already there (and False)."""
         with self.store.transaction() as session:
-            _expire_stale(session)
-            running = session.scalar(select(WebJob).where(WebJob.active_key == key))
+            silent_since = utcnow() - timedelta(seconds=STALE_SECONDS)
+            expire_silent_web_jobs(session, silent_since, "the server process running this job stopped: start it again")
+            running = active_web_job(session, key)
             if running is not None:
                 return job_dict(running), False
-            active = session.scalar(select(func.count()).select_from(WebJob).where(WebJob.active_key.is_not(None)))
-            if (active or 0) >= self.max_active:
+            active = count_active_web_jobs(session)
+            if active >= self.max_active:
                 raise TooManyJobsError(
                     f"the server is computing {active} X-Map jobs already: try again in {RETRY_AFTER} s", RETRY_AFTER
                 )
-            row = WebJob(
-                id=uuid.uuid4().hex,
-                kind=kind,
-                key=key,
-                active_key=key,
-                status="queued",
-                done=0,
-                total=total,
-                result_url=result_url,
-                worker=self._worker,
-            )
-            session.add(row)
-            session.flush()
-            self._forget_old(session)
+            row = add_web_job(session, uuid.uuid4().hex, kind, key, total, result_url, self._worker)
+            forget_old_web_jobs(session, self._keep)
             return job_dict(row), True
 
     def get(self, job_id: str) -> dict[str, Any]:
         """A job's state for polling (any process's job), or :class:`NotFoundError`."""
         with self.store.sessions() as session:
-            row = session.get(WebJob, job_id[:32])
+            row = get_web_job(session, job_id[:32])
             if row is None:
                 raise NotFoundError(f"no job {job_id!r} (finished jobs are kept for the newest {self._keep})")
             return job_dict(row)
@@ -168,12 +164,12 @@ class JobManager:
     def partial(self, key: str) -> bytes | None:
         """The partial result the queued or running job computing ``key`` has reported, if any."""
         with self.store.sessions() as session:
-            return session.scalar(select(WebJob.partial).where(WebJob.active_key == key))
+            return active_partial(session, key)
 
     def active_job(self, key: str) -> dict[str, Any] | None:
         """The queued or running job computing ``key``, if any."""
         with self.store.sessions() as session:
-            row = session.scalar(select(WebJob).where(WebJob.active_key == key))
+            row = active_web_job(session, key)
             return None if row is None else job_dict(row)
 
     def shutdown(self) -> None:
@@ -195,7 +191,11 @@ class JobManager:
 
     def _finish(self, job: Job, status: Status, error: str | None) -> None:
         values: dict[str, Any] = {
-            "status": status, "error": error, "active_key": None, "partial": None, "finished_at": utcnow()
+            "status": status,
+            "error": error,
+            "active_key": None,
+            "partial": None,
+            "finished_at": utcnow(),
         }
         if status == "done":
             values["done"] = job.total
@@ -205,7 +205,7 @@ class JobManager:
 
     def _set(self, job_id: str, **values: Any) -> None:
         with self.store.transaction() as session:
-            session.execute(update(WebJob).where(WebJob.id == job_id).values(updated_at=utcnow(), **values))
+            update_web_job(session, job_id, **values)
 
     def _beat(self) -> None:
         """Mark this process's jobs alive every few seconds (queued ones make no progress)."""
@@ -216,33 +216,6 @@ class JobManager:
                 continue
             try:
                 with self.store.transaction() as session:
-                    session.execute(update(WebJob).where(WebJob.id.in_(mine)).values(updated_at=utcnow()))
+                    touch_web_jobs(session, mine)
             except Exception:  # the store may be closing; the next beat tries again
                 log.warning("job heartbeat failed", exc_info=True)
-
-    def _forget_old(self, session: Session) -> None:
-        """Drop the oldest finished jobs beyond ``keep`` (active ones are never dropped)."""
-        cutoff = session.scalar(
-            select(WebJob.created_at)
-            .where(WebJob.active_key.is_(None))
-            .order_by(WebJob.created_at.desc())
-            .offset(self._keep)
-            .limit(1)
-        )
-        if cutoff is not None:
-            session.execute(delete(WebJob).where(WebJob.active_key.is_(None), WebJob.created_at <= cutoff))
-
-
-def _expire_stale(session: Session) -> None:
-    """Fail the active jobs whose process went silent (it stopped): their key and place are free."""
-    silent_since: datetime = utcnow() - timedelta(seconds=STALE_SECONDS)
-    session.execute(
-        update(WebJob)
-        .where(WebJob.active_key.is_not(None), WebJob.updated_at < silent_since)
-        .values(
-            status="failed",
-            active_key=None,
-            error="the server process running this job stopped: start it again",
-            finished_at=utcnow(),
-        )
-    )

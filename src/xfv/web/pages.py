@@ -12,11 +12,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from xfv.store.repository import default_model, pair_neighbours, query_pairs
+from xfv.store.catalog import dataset_names, default_model, model_names
+from xfv.store.overview import overview
+from xfv.store.pair_table import pair_neighbours, query_pairs
+from xfv.store.pairs import pair_detail
+from xfv.store.results import results_by_pair
+from xfv.store.reviews import pair_reviews, review_queue
 from xfv.web.filters import PAGE_SIZES, ExplorerQuery
 from xfv.web.ids import PairId, RowIndex
-from xfv.web.queries import dataset_names, model_names, overview, pair_detail, results_by_pair
-from xfv.web.reviews import pair_reviews, review_queue
 from xfv.web.services import ServicesDep, SessionDep
 from xfv.web.templating import templates
 

@@ -19,26 +19,22 @@ import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from xfv.errors import NotFoundError
 from xfv.faces import align_face, load_image
 from xfv.method.occlusion import OcclusionSettings
-from xfv.method.xmaps import METHODS, check_methods
+from xfv.method.xmaps import all_methods, check_methods
 from xfv.models import get_model
 from xfv.pipeline.explain import explain_pair_progressively
 from xfv.store import Store
 from xfv.store.arrays import pack_maps, unpack_maps, xmap_arrays
+from xfv.store.catalog import find_model, register_model
+from xfv.store.images import image_file
 from xfv.store.models import Model
-from xfv.store.repository import (
-    XMapRecord,
-    add_xmaps,
-    find_model,
-    missing_xmap_methods,
-    occlusion_setting,
-    register_model,
-)
-from xfv.web.errors import ConflictError, NotFoundError
+from xfv.store.pairs import get_pair
+from xfv.store.xmaps import XMapRecord, add_xmaps, missing_xmap_methods, occlusion_setting, stored_maps, xmap_blob
+from xfv.web.errors import ConflictError
 from xfv.web.jobs import Job, JobManager
 from xfv.web.lru import LRU
-from xfv.web.queries import get_pair, image_file, stored_maps, xmap_blob
 from xfv.web.render import Display, png, render_map, select_map
 
 
@@ -81,8 +77,16 @@ class PairMaps:
             )
         return self.settings.cache_key() if self.settings.cache_key() in keys else keys[0]
 
-    def maps(self, session: Session, pair_id: int, model: str, method: int, setting: str) -> dict[str, np.ndarray]:
-        """The unpacked maps of one method (``image{1,2}_p{size}`` and ``image{1,2}_merged``)."""
+    def raw_maps(
+        self, session: Session, pair_id: int, model: str, method: int, setting: str | None
+    ) -> dict[str, np.ndarray]:
+        """The stored maps of one method (``image{1,2}_p{size}`` and ``image{1,2}_merged``) of the
+        occlusion setting :meth:`setting_for` picks."""
+        check_methods([method])
+        return self._stored(session, pair_id, model, method, self.setting_for(session, pair_id, model, setting))
+
+    def _stored(self, session: Session, pair_id: int, model: str, method: int, setting: str) -> dict[str, np.ndarray]:
+        """The unpacked maps of one method and setting (cached in this process)."""
         return self._maps.get_or_make(
             (pair_id, model, method, setting), lambda: unpack_maps(xmap_blob(session, pair_id, model, method, setting))
         )
@@ -115,13 +119,13 @@ class PairMaps:
             if method in partial:
                 return partial[method]
         key = self.setting_for(session, pair_id, model, setting)
-        return self.maps(session, pair_id, model, method, key)
+        return self._stored(session, pair_id, model, method, key)
 
     # --- computing -----------------------------------------------------------------------------
 
     def missing_methods(self, session: Session, pair_id: int, model: Model) -> tuple[int, ...]:
         """Methods of the server's setting not yet stored for this pair and model."""
-        missing = missing_xmap_methods(session, model, self.settings.cache_key(), [pair_id], METHODS)
+        missing = missing_xmap_methods(session, model, self.settings.cache_key(), [pair_id], all_methods())
         return missing.get(pair_id, ())
 
     def start(self, session: Session, pair_id: int, model_name: str) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ class HeaderTimeoutProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
 
     header_timeout = HEADER_TIMEOUT
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:
         self._answered: Any = None
         self._deadline: asyncio.TimerHandle | None = None
         super().connection_made(transport)

@@ -13,10 +13,10 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from xfv.errors import NotFoundError
 from xfv.faces import AlignedFace
 from xfv.method.colour import colour_map, xmap_image
 from xfv.method.xmaps import normalise_map
-from xfv.web.errors import NotFoundError
 
 Display = Literal["blend", "heat"]
 

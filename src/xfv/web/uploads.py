@@ -23,21 +23,23 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from xfv.errors import ImageError, ImageTooLargeError, ModelError, XfvError
+from xfv.errors import ImageError, ImageTooLargeError, ModelError, NotFoundError, XfvError
 from xfv.faces import AlignedFace, Box, FaceChoice, FaceReport, align_face, decode_image
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import OcclusionSettings
-from xfv.method.xmaps import METHODS, check_methods
-from xfv.models import FaceModel, get_model, listed_model_names
+from xfv.method.xmaps import check_methods
+from xfv.models import FaceModel, get_model, listed_models
+from xfv.models.npm_models import installed_models
 from xfv.pipeline.explain import explain_pair
 from xfv.pipeline.verify import confidence_of, model_calibrator, resolve_threshold, verify_faces
 from xfv.store import Store
 from xfv.store.arrays import pack_maps, unpack_maps, xmap_arrays
-from xfv.store.models import Dataset, FoldResult, Model, WebUpload
-from xfv.web.errors import NotFoundError, UnsupportedImageError, UploadTooLargeError
+from xfv.store.catalog import model_names
+from xfv.store.results import stored_calibration
+from xfv.store.uploads import add_upload, set_upload_maps, upload_facts, upload_maps, upload_photos
+from xfv.web.errors import UnsupportedImageError, UploadTooLargeError
 from xfv.web.jobs import Job, JobManager
 from xfv.web.lru import LRU
 from xfv.web.render import Display, detection_overlay, png, render_map, select_map, thumbnail
@@ -139,30 +141,16 @@ class Upload:
         }
 
 
-def _stored_calibrator(session: Session, model: str) -> tuple[Calibrator, str] | None:
-    """The store's C-Score calibration of a model (its first dataset's first fold, fitted on the
-    other folds) and that dataset's name, for models that ship no calibration of their own."""
-    row = session.execute(
-        select(FoldResult.calibration, Dataset.name)
-        .join(Model, Model.id == FoldResult.model_id)
-        .join(Dataset, Dataset.id == FoldResult.dataset_id)
-        .where(Model.name == model)
-        .order_by(Dataset.id, FoldResult.fold)
-        .limit(1)
-    ).first()
-    return None if row is None else (Calibrator.from_dict(row[0]), row[1])
-
-
 def decision_rule(session: Session, model: FaceModel) -> tuple[float, str, Calibrator | None]:
     """Threshold, where it comes from, and the C-Score calibration for a new pair: the model's
     own (shipped) ones, else those the store fitted on a benchmark."""
     if model.spec.default_threshold is not None:
         threshold, source = resolve_threshold(model, None)
         return threshold, source, model_calibrator(model)
-    stored = _stored_calibrator(session, model.spec.name)
+    stored = stored_calibration(session, model.spec.name)
     if stored is None:
         raise XfvError(f"model {model.spec.name} has no threshold yet: compute it on a benchmark first (xfv compute)")
-    calibrator, dataset = stored
+    calibrator, dataset = Calibrator.from_dict(stored[0]), stored[1]
     return float(calibrator.threshold_), f"threshold and C-Score of {model.spec.name} fitted on {dataset}", calibrator
 
 
@@ -230,8 +218,7 @@ class Uploads:
     @staticmethod
     def allowed_models(session: Session) -> list[str]:
         """Models a visitor may choose: the built-in and installed ones and those with stored results (never a path)."""
-        stored = session.scalars(select(Model.name).order_by(Model.name))
-        return list(dict.fromkeys([*listed_model_names(), *stored]))
+        return list(dict.fromkeys([*listed_models(), *installed_models(), *model_names(session)]))
 
     def _model(self, session: Session, name: str) -> FaceModel:
         allowed = self.allowed_models(session)
@@ -282,13 +269,7 @@ class Uploads:
             "calibrator": upload.calibrator.to_dict() if upload.calibrator is not None else None,
         }
         with self.store.transaction() as session:
-            session.add(WebUpload(id=upload.id, model=upload.model, facts=facts, photos=_pack_photos(upload.photos)))
-            session.flush()
-            oldest = session.scalar(
-                select(WebUpload.created_at).order_by(WebUpload.created_at.desc()).offset(KEEP).limit(1)
-            )
-            if oldest is not None:
-                session.execute(delete(WebUpload).where(WebUpload.created_at <= oldest))
+            add_upload(session, upload.id, upload.model, facts, _pack_photos(upload.photos), KEEP)
 
     @staticmethod
     def _photo(name: str, data: bytes, model: FaceModel, max_pixels: int, face: FaceChoice) -> Photo:
@@ -306,21 +287,15 @@ class Uploads:
     def get(self, upload_id: str) -> Upload:
         """An upload from the store (its photos cached in this process; its maps read when stored)."""
         with self.store.sessions() as session:
-            row = session.execute(
-                select(WebUpload.model, WebUpload.facts, WebUpload.maps.is_not(None)).where(
-                    WebUpload.id == upload_id[:32]
-                )
-            ).first()
-            if row is None:
+            stored = upload_facts(session, upload_id[:32])
+            if stored is None:
                 raise NotFoundError(f"no upload {upload_id!r}: the store keeps the newest {KEEP} uploaded pairs")
-            model, facts, has_maps = row
             upload = self._loaded.get(upload_id)
             if upload is None:
-                blob = session.scalar(select(WebUpload.photos).where(WebUpload.id == upload_id))
-                upload = self._loaded.put(upload_id, self._upload(upload_id, model, facts, blob or b""))
-            if has_maps and upload.maps is None:
-                blob = session.scalar(select(WebUpload.maps).where(WebUpload.id == upload_id))
-                upload.maps = _unpack_xmaps(blob or b"")
+                blob = upload_photos(session, upload_id)
+                upload = self._loaded.put(upload_id, self._upload(upload_id, stored.model, stored.facts, blob or b""))
+            if stored.has_maps and upload.maps is None:
+                upload.maps = _unpack_xmaps(upload_maps(session, upload_id) or b"")
         return upload
 
     @staticmethod
@@ -355,11 +330,11 @@ class Uploads:
         model = get_model(upload.model)
         faces = [photo.aligned.face for photo in upload.photos]
         explanation = explain_pair(
-            faces[0], faces[1], model, METHODS, self.settings, upload.threshold, upload.calibrator, progress=job.advance
+            faces[0], faces[1], model, None, self.settings, upload.threshold, upload.calibrator, progress=job.advance
         )
         maps = {method: xmap_arrays(xmaps) for method, xmaps in explanation.maps.items()}
         with self.store.transaction() as session:
-            session.execute(update(WebUpload).where(WebUpload.id == upload.id).values(maps=_pack_xmaps(maps)))
+            set_upload_maps(session, upload.id, _pack_xmaps(maps))
         upload.maps = maps
 
     @staticmethod
@@ -377,6 +352,10 @@ class Uploads:
         if upload.maps is None:
             raise NotFoundError(f"the X-Maps of upload {upload.id} are not computed yet")
         check_methods([method])
-        arrays = upload.maps[method]
+        arrays = upload.maps.get(method)
+        if arrays is None:
+            raise NotFoundError(
+                f"upload {upload.id} has no X-Maps of method {method}: it was explained before that method was added"
+            )
         face = upload.photos[image - 1].aligned.face
         return png(render_map(face, select_map(arrays, image, patch), display))

@@ -2,7 +2,7 @@
 
 The queue lists a model's pairs whose C-Score is at most a chosen value, least confident first;
 a reviewer records whether they agree with the model's decision, with a comment. Reviews live in
-the store's ``reviews`` table (:class:`xfv.store.models.Review`), created by its migrations.
+the ``reviews`` table (:class:`xfv.store.models.Review`); the web platform's review queue shows them.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from xfv.errors import NotFoundError
+from xfv.store.catalog import default_model, find_model
 from xfv.store.models import Model, Pair, PairResult, Review, as_utc
-from xfv.store.repository import PairPage, PairQuery, PairRow, default_model, find_model, query_pairs
-from xfv.web.errors import NotFoundError
+from xfv.store.pair_table import PairPage, PairQuery, PairRow, query_pairs
 
 Verdict = Literal["agree", "disagree"]
 
