@@ -37,16 +37,20 @@ def lfw_image(name: str, number: int) -> Path:
     return LFW_IMAGES / name / f"{name}_{number:04d}.jpg"
 
 
+def first_of_each_fold(pairs_file: Path, per_class: int) -> list[str]:
+    """The header and the first ``per_class`` genuine and impostor lines of each fold of a 10 x 300 pairs file."""
+    lines = pairs_file.read_text().splitlines()
+    kept = [f"10\t{per_class}"]
+    for fold in range(10):
+        block = lines[1 + 600 * fold : 1 + 600 * (fold + 1)]
+        kept += block[:per_class] + block[300 : 300 + per_class]
+    return kept
+
+
 def lfw_slice(lfw_root: Path, folder: Path, per_class: int) -> Path:
-    """A dataset root with the first ``per_class`` genuine and impostor pairs of every LFW fold;
-    the images folder is a link to the real one."""
-    lines = (lfw_root / "pairs.txt").read_text().splitlines()
-    folds, all_per_class = (int(v) for v in lines[0].split())
-    kept = [f"{folds}\t{per_class}"]
-    for fold in range(folds):
-        start = 1 + fold * 2 * all_per_class
-        kept += lines[start : start + per_class] + lines[start + all_per_class : start + all_per_class + per_class]
+    """A dataset root with a slice of LFW's pairs.txt (:func:`first_of_each_fold`); the images
+    folder is a link to the real one."""
     folder.mkdir()
-    (folder / "pairs.txt").write_text("\n".join(kept) + "\n")
+    (folder / "pairs.txt").write_text("\n".join(first_of_each_fold(lfw_root / "pairs.txt", per_class)) + "\n")
     (folder / "images_deepfunneled").symlink_to(lfw_root / "images_deepfunneled")
     return folder
