@@ -26,12 +26,13 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image as PILImage
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from tests.conftest import lfw_image
 from tests.web_fixtures import TINY, WebStore
 from xfv.errors import ImageTooLargeError
 from xfv.faces import decode_image
+from xfv.store.models import WebJob
 from xfv.web import create_app
 from xfv.web.errors import TooManyJobsError
 from xfv.web.jobs import JobManager
@@ -83,6 +84,12 @@ def read_response(connection: socket.socket) -> bytes:
 
 def photo_file(name: str, number: int) -> tuple[str, bytes, str]:
     return (f"{name}_{number}.jpg", lfw_image(name, number).read_bytes(), "image/jpeg")
+
+
+def count_jobs(web_store: WebStore) -> int:
+    """Jobs in the store, read in a fresh session."""
+    with web_store.store.sessions() as session:
+        return session.scalar(select(func.count()).select_from(WebJob)) or 0
 
 
 def verify(client: TestClient, first: tuple[str, bytes], second: tuple[str, bytes] | None = None) -> Any:
@@ -156,6 +163,56 @@ def test_large_jpegs_are_decoded_at_a_reduced_scale() -> None:
     with pytest.raises(ImageTooLargeError, match="6000x6000"):
         decode_image(data, "big.jpg", max_pixels=16_000_000)
     assert decode_image(data, "big.jpg", max_pixels=16_000_000, min_side=1280).shape == (1500, 1500, 3)
+
+
+#: Run in a child process (its peak memory is its own): the app on a store, one upload to load the
+#: models, then three uploads of a large photo at once; prints the peak RSS before and after (MB).
+MEMORY_PROBE = """
+import json, resource, sys, threading
+from pathlib import Path
+from fastapi.testclient import TestClient
+from xfv.method.occlusion import OcclusionSettings
+from xfv.store import open_store
+from xfv.web import create_app
+
+url, face, big = sys.argv[1], Path(sys.argv[2]).read_bytes(), Path(sys.argv[3]).read_bytes()
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+app = create_app(open_store(url), occlusion=OcclusionSettings(patch_sizes=(28,), stride=40))
+with TestClient(app) as client:
+    def post(data, codes):
+        files = {"image1": ("big.jpg", data, "image/jpeg"), "image2": ("face.jpg", face, "image/jpeg")}
+        codes.append(client.post("/api/verify", files=files).status_code)
+    warm, codes = [], []
+    post(face, warm)
+    before = peak()
+    threads = [threading.Thread(target=post, args=(big, codes)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+print(json.dumps({"warm": warm, "codes": codes, "before_mb": before, "after_mb": peak()}))
+"""
+
+
+def test_large_photos_are_decoded_small_and_few_at_once(web_store: WebStore, tmp_path: Path) -> None:  # noqa: F811
+    """Three 6000x6000 JPEGs uploaded at once, with the pixel cap raised so they pass it: each is
+    decoded at 1/4 scale (1500 x 1500) and at most two at a time, so the server's peak memory grows
+    by a few tens of MB, not by the ~800 MB a full decode of each costs."""
+    import cv2
+
+    face = lfw_image("Aaron_Eckhart", 1)
+    large = cv2.resize(cv2.imread(str(face)), (6000, 6000), interpolation=cv2.INTER_LINEAR)
+    big = tmp_path / "big.jpg"
+    cv2.imwrite(str(big), large, [cv2.IMWRITE_JPEG_QUALITY, 40])
+    assert big.stat().st_size < 10 * 1024 * 1024
+    env = {**os.environ, "XFV_MAX_IMAGE_PIXELS": "40000000"}
+    command = [sys.executable, "-c", MEMORY_PROBE, web_store.url, str(face), str(big)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["warm"] == [200] and found["codes"] == [200, 200, 200], found
+    grown = found["after_mb"] - found["before_mb"]
+    assert grown < 150, f"three large uploads raised the peak memory by {grown:.0f} MB: {found}"
 
 
 # --- 2. bodies -------------------------------------------------------------------------------------
@@ -262,12 +319,16 @@ def test_full_queue_answers_429_with_retry_after(client: TestClient, web_store: 
         {"Origin": "http://testserver.evil.example"},
     ],
 )
-def test_writes_from_other_sites_are_refused(client: TestClient, headers: dict[str, str]) -> None:
+def test_writes_from_other_sites_are_refused(client: TestClient, web_store: WebStore, headers: dict[str, str]) -> None:  # noqa: F811
     review = {"pair_id": 1, "model": "dlib", "verdict": "agree"}
     assert client.post("/api/reviews", json=review, headers=headers).status_code == 403
     files = {"image1": ("a.png", b"x", "image/png"), "image2": ("b.png", b"x", "image/png")}
-    refused = client.post("/api/verify", files=files, headers=headers)
-    assert refused.status_code == 403 and "another site" in refused.json()["detail"]
+    for path in ("/api/verify", "/api/explain"):
+        refused = client.post(path, files=files, headers=headers)
+        assert refused.status_code == 403 and "another site" in refused.json()["detail"]
+    jobs_before = count_jobs(web_store)
+    assert client.post(f"/api/pairs/{web_store.without_maps}/xmaps/dlib", headers=headers).status_code == 403
+    assert count_jobs(web_store) == jobs_before, "a foreign page started a job"
 
 
 def test_writes_from_the_own_pages_pass(client: TestClient, web_store: WebStore) -> None:  # noqa: F811
@@ -419,36 +480,73 @@ def test_unchanged_store_answers_are_reused_and_revalidated(
     assert "fresh!" not in before and "fresh!" in any_client.get(viewer).text
 
 
-def test_several_server_processes_share_jobs_and_uploads(web_store: WebStore, tmp_path: Path) -> None:  # noqa: F811
-    """``xfv serve --workers 2``: an upload and a job made through one process are answered by
-    whichever process takes the next connection."""
+def _serve(url: str, home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    """``xfv serve --workers N`` on the store at ``url``, once it answers; and its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "XFV_DATABASE_URL": web_store.url, "XFV_HOME": str(tmp_path)}
-    command = [sys.executable, "-m", "xfv.cli", "serve", "--port", str(port), "--workers", "2"]
+    env = {**os.environ, "XFV_DATABASE_URL": url, "XFV_HOME": str(home)}
+    command = [sys.executable, "-m", "xfv.cli", "serve", "--port", str(port), "--workers", str(workers)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{base}/api/stats", timeout=2).status_code == 200:
+                return server, base
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            raise AssertionError(server.stderr.read().decode() if server.stderr else "server exited")
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.2)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (uvicorn's workers), from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def test_several_server_processes_share_jobs_and_uploads(web_store: WebStore, tmp_path: Path) -> None:  # noqa: F811
+    """Two real servers on one store, ``xfv serve --workers 2`` and ``--workers 1``: an upload
+    made through the first is served by the second; an X-Map job started through the first is the
+    same job when the second is asked for the same maps, the second answers its progress as the
+    first's process computes it, and serves the maps once done."""
+    first, first_url = _serve(web_store.url, tmp_path, workers=2)
+    servers = [first]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/api/stats", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else "server exited"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
+        assert len(_children(first.pid)) >= 2, "xfv serve --workers 2 did not start two worker processes"
+        second, second_url = _serve(web_store.url, tmp_path, workers=1)
+        servers.append(second)
         files = {"image1": photo_file("Aaron_Eckhart", 1), "image2": photo_file("Abel_Pacheco", 1)}
-        upload = httpx.post(f"{base}/api/verify", files=files, timeout=60)
+        upload = httpx.post(f"{first_url}/api/verify", files=files, timeout=60)
         assert upload.status_code == 200, upload.text
-        job = httpx.post(f"{base}/api/pairs/{web_store.without_maps}/xmaps/other-net", timeout=30)
-        assert job.status_code == 202, job.text
-        for _ in range(12):  # a new connection each time: either process may take it
-            with httpx.Client(base_url=base, timeout=30) as fresh:
-                assert fresh.get(f"/api/uploads/{upload.json()['id']}").status_code == 200
-                assert fresh.get(f"/api/jobs/{job.json()['job']['id']}").status_code == 200
+        seen = httpx.get(f"{second_url}/api/uploads/{upload.json()['id']}", timeout=30)
+        assert seen.status_code == 200 and seen.json()["distance"] == upload.json()["distance"]
+        assert httpx.get(f"{second_url}/api/uploads/{upload.json()['id']}/aligned/2.png").status_code == 200
+        pair = web_store.without_maps
+        started = httpx.post(f"{first_url}/api/pairs/{pair}/xmaps/dlib", timeout=30)
+        assert started.status_code == 202, started.text
+        job = started.json()["job"]
+        joined = httpx.post(f"{second_url}/api/pairs/{pair}/xmaps/dlib", timeout=30)
+        assert joined.status_code == 202 and joined.json()["job"]["id"] == job["id"], joined.text
+        progress, deadline = [], time.monotonic() + 240
+        while job["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, f"the job is still {job['status']}: {job}"
+            time.sleep(0.3)
+            job = httpx.get(f"{second_url}/api/jobs/{job['id']}", timeout=30).json()
+            progress.append(job["done"])
+        assert job["status"] == "done", job
+        assert len({done for done in progress if 0 < done < job["total"]}) >= 2, f"no progress seen: {progress}"
+        assert httpx.get(f"{second_url}/api/pairs/{pair}/xmaps/dlib/1/1.png").status_code == 200
     finally:
-        server.terminate()
-        server.wait(20)
+        for server in servers:
+            server.terminate()
+            server.wait(30)
