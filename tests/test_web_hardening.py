@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from tests.web_fixtures import TINY, WebStore
 from xfv.errors import ImageTooLargeError
 from xfv.faces import decode_image
 from xfv.store.models import WebJob
+from xfv.store.pair_table import SORT_COLUMNS, OrderCache, PairQuery, pair_neighbours, query_pairs
 from xfv.web import create_app
 from xfv.web.errors import TooManyJobsError
 from xfv.web.jobs import JobManager
@@ -478,6 +480,36 @@ def test_unchanged_store_answers_are_reused_and_revalidated(
     review = {"pair_id": pair_id, "model": "dlib", "verdict": "disagree", "comment": "fresh!"}
     assert any_client.post("/api/reviews", json=review).status_code == 201
     assert "fresh!" not in before and "fresh!" in any_client.get(viewer).text
+
+
+def test_table_orders_are_reused_only_while_the_store_is_unchanged(backend_store: WebStore) -> None:  # noqa: F811
+    """The order cache answers every page and neighbour exactly as the uncached query does, and a
+    write by another connection that reorders the table is seen at once."""
+    orders = OrderCache(backend_store.store, 1_000_000)
+    views = [PairQuery(sort=sort, descending=desc, per_page=7) for sort in SORT_COLUMNS for desc in (False, True)]
+    views += [PairQuery(sort="identity1", same=True, per_page=5), PairQuery(sort="quality2", min_quality=0.4)]
+    with backend_store.store.sessions() as session:
+        for view in views:
+            for page in (1, 2, 3):
+                paged = replace(view, page=page)
+                assert query_pairs(session, paged, orders) == query_pairs(session, paged), paged
+            first = query_pairs(session, view).rows[1].pair_id
+            assert pair_neighbours(session, view, first, 1, orders) == pair_neighbours(session, view, first, 1)
+            assert pair_neighbours(session, view, first, None, orders) == pair_neighbours(session, view, first)
+    by_cscore = PairQuery(sort="cscore", per_page=3)
+    with backend_store.store.sessions() as session:
+        lowest = query_pairs(session, by_cscore, orders).rows[0].pair_id
+    with backend_store.store.engine.begin() as connection:
+        connection.execute(text("UPDATE pair_results SET cscore = cscore + 2 WHERE pair_id = :pair"), {"pair": lowest})
+    try:
+        with backend_store.store.sessions() as session:
+            assert query_pairs(session, by_cscore, orders).rows[0].pair_id != lowest
+            assert pair_neighbours(session, by_cscore, lowest, None, orders).next is None  # now the last row
+    finally:
+        with backend_store.store.engine.begin() as connection:
+            connection.execute(
+                text("UPDATE pair_results SET cscore = cscore - 2 WHERE pair_id = :pair"), {"pair": lowest}
+            )
 
 
 def _serve(url: str, home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:

@@ -33,7 +33,7 @@ from xfv.web.answers import AnswerCache
 from xfv.web.api.common import IMMUTABLE
 from xfv.web.errors import TooManyJobsError, status_for
 from xfv.web.protection import CONTENT_SECURITY_POLICY, Protection
-from xfv.web.services import Services
+from xfv.web.services import ORDER_SHARE, Services
 from xfv.web.templating import templates
 
 STATIC = Path(str(resources.files("xfv.web") / "static"))
@@ -132,7 +132,8 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
         title="xfv", description=DESCRIPTION, version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan
     )
     app.state.services = services
-    app.add_middleware(AnswerCache, store=store, max_bytes=settings.answer_cache_bytes)
+    answers = settings.answer_cache_bytes - settings.answer_cache_bytes // ORDER_SHARE  # the rest keeps table orders
+    app.add_middleware(AnswerCache, store=store, max_bytes=answers)
     app.add_middleware(Protection, photo_limit=settings.max_upload_bytes)  # outermost: every answer
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _install_docs(app)
