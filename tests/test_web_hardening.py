@@ -496,20 +496,19 @@ def test_table_orders_are_reused_only_while_the_store_is_unchanged(backend_store
             first = query_pairs(session, view).rows[1].pair_id
             assert pair_neighbours(session, view, first, 1, orders) == pair_neighbours(session, view, first, 1)
             assert pair_neighbours(session, view, first, None, orders) == pair_neighbours(session, view, first)
-    by_cscore = PairQuery(sort="cscore", per_page=3)
+    by_quality = PairQuery(sort="quality1", per_page=3)  # a sorted order, kept by the cache
     with backend_store.store.sessions() as session:
-        lowest = query_pairs(session, by_cscore, orders).rows[0].pair_id
+        lowest = query_pairs(session, by_quality, orders).rows[0]
+    change = "UPDATE images SET quality = quality + :by WHERE id = :image"
     with backend_store.store.engine.begin() as connection:
-        connection.execute(text("UPDATE pair_results SET cscore = cscore + 2 WHERE pair_id = :pair"), {"pair": lowest})
+        connection.execute(text(change), {"by": 2, "image": lowest.image1_id})
     try:
         with backend_store.store.sessions() as session:
-            assert query_pairs(session, by_cscore, orders).rows[0].pair_id != lowest
-            assert pair_neighbours(session, by_cscore, lowest, None, orders).next is None  # now the last row
+            assert query_pairs(session, by_quality, orders).rows[0].pair_id != lowest.pair_id
+            assert pair_neighbours(session, by_quality, lowest.pair_id, 0, orders).index != 0
     finally:
         with backend_store.store.engine.begin() as connection:
-            connection.execute(
-                text("UPDATE pair_results SET cscore = cscore - 2 WHERE pair_id = :pair"), {"pair": lowest}
-            )
+            connection.execute(text(change), {"by": -2, "image": lowest.image1_id})
 
 
 def _serve(url: str, home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:

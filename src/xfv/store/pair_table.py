@@ -42,6 +42,8 @@ SortColumn = Literal[
 SORT_COLUMNS: tuple[SortColumn, ...] = get_args(SortColumn)
 #: Sort columns that read a model's results.
 RESULT_SORTS = frozenset({"distance", "threshold", "prediction", "correct", "cscore"})
+#: Sort columns an index serves (a page of them is read without sorting every matching row).
+INDEXED_SORTS = frozenset({"position", "distance", "correct", "cscore"})
 MAX_PAGE_SIZE = 1000
 
 
@@ -379,7 +381,8 @@ class OrderCache:
     """Recent table orders, reused while the store is unchanged: per view (filters and sort, any
     page), the matching pair ids in order. Paging through a view and walking it from the viewer ask
     for the same order again and again, and an order by a name, a quality, the fold or the label
-    sorts every matching row (no index can serve a sort across the join).
+    sorts every matching row (no index can serve a sort across the join). Sorts an index serves
+    (:data:`INDEXED_SORTS`) are not kept: a page of them costs less than reading the whole order.
 
     An order is read in a fresh session after the store's change token
     (:class:`~xfv.store.changes.ChangeToken`), so it is never older than its token, and it is used
@@ -395,8 +398,9 @@ class OrderCache:
         self._lock = threading.Lock()
 
     def get(self, q: PairQuery) -> _Order | None:
-        """The order of ``q``'s view, read now if not kept; None where nothing is cached."""
-        token = self._token.read() if self._max_bytes > 0 else None
+        """The order of ``q``'s view, read now if not kept; None where nothing is cached or an
+        index serves the sort (then a page costs no more than reading its rows)."""
+        token = self._token.read() if self._max_bytes > 0 and q.sort not in INDEXED_SORTS else None
         if token is None:
             return None
         key = replace(q, page=1, per_page=1)
@@ -407,12 +411,8 @@ class OrderCache:
                 return found
         with self._store.sessions() as fresh:  # its snapshot starts after the token was read
             plan, model = _plan(fresh, q)
-            order = _Order(
-                token,
-                model.id if model else None,
-                model.name if model else None,
-                array("q", fresh.scalars(_ordered_ids(plan, q))),
-            )
+            ids = array("q", fresh.connection().execute(_ordered_ids(plan, q)).scalars())  # no ORM rows
+            order = _Order(token, model.id if model else None, model.name if model else None, ids)
         self._keep(key, order)
         return order
 
