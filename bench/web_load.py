@@ -14,7 +14,7 @@ CPU), one thread, with a Lua script cycling through ``--urls`` (3,000) distinct 
 per kind (random page, sort column and order, filters and page size). One server runs, in order:
 
 - ``explorer_first`` and ``api_first`` at 50 connections: one pass over the URLs, each asked
-  once (it stops when all are answered, or after ``--warmup`` seconds), so every answer is one
+  once (wrk is stopped when all are answered, or after ``--warmup`` seconds), so every answer is one
   the server never rendered before: the cost of a new URL (each server process keeps the answers
   it rendered while the store is unchanged, ``XFV_ANSWER_CACHE_MB``);
 - ``explorer`` at 50 connections and ``explorer10`` at 10 connections (``/explorer`` pages), and
@@ -35,6 +35,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -275,21 +276,21 @@ def _paths(kind: str, size: dict[str, Any], rng: random.Random, count: int) -> l
     return paths
 
 
-#: Cycles through the paths file (its name in the environment); with XFV_BENCH_ONCE set, stops once
-#: every path has been answered (the few requests still in flight then wrap around to the first
-#: paths). Prints one JSON line at the end.
+#: Cycles through the paths file (its name in the environment); with XFV_BENCH_DONE set, writes
+#: that file once every path has been answered (the bench then stops wrk with SIGINT, so its
+#: summary covers the time until then). Prints one JSON line at the end.
 LUA = """
 local paths, index, answered = {}, 0, 0
-local once = os.getenv("XFV_BENCH_ONCE") == "1"
+local marker = os.getenv("XFV_BENCH_DONE")
 for line in io.lines(os.getenv("XFV_BENCH_PATHS")) do paths[#paths + 1] = line end
 request = function()
   index = index % #paths + 1
   return wrk.format("GET", paths[index])
 end
-if once then
+if marker ~= "" then
   response = function(status, headers, body)
     answered = answered + 1
-    if answered >= #paths then wrk.thread:stop() end
+    if answered == #paths then io.open(marker, "w"):close() end
   end
 end
 done = function(summary, latency, requests)
@@ -315,16 +316,20 @@ def run_wrk(
     script.write_text(LUA)
     listing.write_text("\n".join(paths) + "\n")
     command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), base]
+    marker = folder / "answered-all"
+    marker.unlink(missing_ok=True)
+    env = {**os.environ, "XFV_BENCH_PATHS": str(listing), "XFV_BENCH_DONE": str(marker) if once else ""}
     cpu_before = cpu_seconds(pid)
-    finished = subprocess.run(
-        command,
-        env={**os.environ, "XFV_BENCH_PATHS": str(listing), "XFV_BENCH_ONCE": "1" if once else "0"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    load = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while once and load.poll() is None and not marker.exists():
+        time.sleep(0.02)
+    if load.poll() is None and once:
+        load.send_signal(signal.SIGINT)  # wrk stops and reports the time until now
+    output, errors = load.communicate()
     cpu = cpu_seconds(pid) - cpu_before
-    found = json.loads(finished.stdout.strip().splitlines()[-1])
+    if load.returncode != 0:
+        raise SystemExit(f"wrk failed ({load.returncode}): {errors.strip()}")
+    found = json.loads(output.strip().splitlines()[-1])
     errors = sum(found[k] for k in ("connect", "read", "write", "status", "timeout"))
     return {
         "connections": connections,
