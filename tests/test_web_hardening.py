@@ -482,6 +482,38 @@ def test_unchanged_store_answers_are_reused_and_revalidated(
     assert "fresh!" not in before and "fresh!" in any_client.get(viewer).text
 
 
+def test_answers_are_shared_by_the_server_processes(
+    web_store: WebStore,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two apps on one store and one cache folder stand for two server processes: an answer one
+    rendered is sent by the other without rendering it again, until the store changes."""
+    monkeypatch.setenv("XFV_CACHE_DIR", str(tmp_path))
+    url = "/api/pairs?sort=fold&per_page=4&page=2"
+    with TestClient(create_app(web_store.store, occlusion=TINY)) as first:
+        rendered = first.get(url)
+    assert rendered.status_code == 200
+
+    def fail(*_: Any, **__: Any) -> None:
+        raise AssertionError("rendered again")
+
+    with TestClient(create_app(web_store.store, occlusion=TINY)) as second:
+        monkeypatch.setattr("xfv.web.api.pairs.query_pairs", fail)
+        again = second.get(url)
+        assert again.status_code == 200 and again.content == rendered.content
+        assert again.headers["etag"] == rendered.headers["etag"]
+        change = "UPDATE datasets SET image_count = image_count + :by"
+        with web_store.store.engine.begin() as connection:  # any write: the kept answer is stale
+            connection.execute(text(change), {"by": 1})
+        try:
+            with pytest.raises(AssertionError, match="rendered again"):
+                second.get(url)
+        finally:
+            with web_store.store.engine.begin() as connection:
+                connection.execute(text(change), {"by": -1})
+
+
 def test_table_orders_are_reused_only_while_the_store_is_unchanged(backend_store: WebStore) -> None:  # noqa: F811
     """The order cache answers every page and neighbour exactly as the uncached query does, and a
     write by another connection that reorders the table is seen at once."""
