@@ -12,6 +12,7 @@ import io
 import json
 import os
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from sqlalchemy import func, select, text
 
 from tests.conftest import lfw_image
 from tests.web_fixtures import TINY, WebStore
+from xfv.cache import BlobCache
 from xfv.errors import ImageTooLargeError
 from xfv.faces import decode_image
 from xfv.store.models import WebJob
@@ -480,6 +482,27 @@ def test_unchanged_store_answers_are_reused_and_revalidated(
     review = {"pair_id": pair_id, "model": "dlib", "verdict": "disagree", "comment": "fresh!"}
     assert any_client.post("/api/reviews", json=review).status_code == 201
     assert "fresh!" not in before and "fresh!" in any_client.get(viewer).text
+
+
+def test_shared_answer_file_is_bounded_and_keeps_one_tag(tmp_path: Path) -> None:
+    """The shared file finds a value only under its tag, forgets other tags once a new one is put,
+    stays near its size bound, and a file that is not a database reads as a miss."""
+    blobs = BlobCache(tmp_path / "answers.sqlite", max_bytes=10_000)
+    blobs.put(b"a", b"token-1", b"x" * 100)
+    assert blobs.get(b"a", b"token-1") == b"x" * 100 and blobs.get(b"a", b"token-2") is None
+    blobs.put(b"b", b"token-2", b"y")
+    assert blobs.get(b"a", b"token-1") is None  # stale: the store changed since
+    for number in range(3 * BlobCache.CHECK_EVERY):
+        blobs.put(str(number).encode(), b"token-2", b"z" * 1000)
+    with sqlite3.connect(tmp_path / "answers.sqlite") as connection:
+        kept = connection.execute("SELECT sum(size) FROM blobs").fetchone()[0]
+    assert kept <= 10_000 + BlobCache.CHECK_EVERY * 1000, kept
+    assert blobs.get(str(3 * BlobCache.CHECK_EVERY - 1).encode(), b"token-2") == b"z" * 1000  # the newest stay
+    blobs.close()
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database" * 100)
+    junk = BlobCache(tmp_path / "junk.sqlite", max_bytes=10_000)
+    junk.put(b"a", b"t", b"v")
+    assert junk.get(b"a", b"t") is None
 
 
 def test_answers_are_shared_by_the_server_processes(
