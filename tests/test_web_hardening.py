@@ -35,6 +35,8 @@ from tests.web_fixtures import TINY, WebStore
 from xfv.cache import BlobCache
 from xfv.errors import ImageTooLargeError
 from xfv.faces import decode_image
+from xfv.store import open_store
+from xfv.store.changes import ChangeToken
 from xfv.store.models import WebJob
 from xfv.store.pair_table import SORT_COLUMNS, OrderCache, PairQuery, pair_neighbours, query_pairs
 from xfv.web import create_app
@@ -482,6 +484,30 @@ def test_unchanged_store_answers_are_reused_and_revalidated(
     review = {"pair_id": pair_id, "model": "dlib", "verdict": "disagree", "comment": "fresh!"}
     assert any_client.post("/api/reviews", json=review).status_code == 201
     assert "fresh!" not in before and "fresh!" in any_client.get(viewer).text
+
+
+def test_reading_the_change_token_keeps_the_sqlite_locks(tmp_path: Path) -> None:
+    """Reading the token must not drop this process's SQLite locks (closing any descriptor of a
+    file drops them all): else another process that opens and closes the database takes itself
+    for the last one and deletes the write-ahead log this process is still writing to, and the
+    token stops changing."""
+    database = tmp_path / "store.sqlite"
+    store = open_store(f"sqlite:///{database}")
+    token = ChangeToken(store)
+    try:
+        with store.engine.connect() as held:  # a server process's pooled connection
+            held.execute(text("SELECT count(*) FROM datasets")).all()
+            before = token.read()
+            other = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('SELECT count(*) FROM datasets').fetchall(); c.close()"
+            subprocess.run([sys.executable, "-c", other, str(database)], check=True, timeout=60)
+            assert database.with_name("store.sqlite-wal").exists(), "another process deleted the write-ahead log"
+            assert database.with_name("store.sqlite-shm").exists()
+            held.execute(text("UPDATE alembic_version SET version_num = version_num"))
+            held.execute(text("CREATE TABLE probe (x INTEGER)"))
+            held.commit()
+            assert token.read() != before, "a committed write left the change token as it was"
+    finally:
+        store.close()
 
 
 def test_shared_answer_file_is_bounded_and_keeps_one_tag(tmp_path: Path) -> None:
