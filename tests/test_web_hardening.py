@@ -31,7 +31,7 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select, text
 
 from tests.conftest import lfw_image
-from tests.web_fixtures import TINY, WebStore
+from tests.web_fixtures import TINY, WebStore, build_web_store
 from xfv.cache import BlobCache
 from xfv.errors import ImageTooLargeError
 from xfv.faces import decode_image
@@ -532,13 +532,13 @@ def test_shared_answer_file_is_bounded_and_keeps_one_tag(tmp_path: Path) -> None
 
 
 def test_answers_are_shared_by_the_server_processes(
-    web_store: WebStore,  # noqa: F811
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    lfw_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two apps on one store and one cache folder stand for two server processes: an answer one
-    rendered is sent by the other without rendering it again, until the store changes."""
+    rendered is sent by the other without rendering it again, until the store changes. (A store
+    of its own: no job of another test writes to it meanwhile.)"""
     monkeypatch.setenv("XFV_CACHE_DIR", str(tmp_path))
+    web_store = build_web_store(f"sqlite:///{tmp_path / 'own.sqlite'}")
     url = "/api/pairs?sort=fold&per_page=4&page=2"
     with TestClient(create_app(web_store.store, occlusion=TINY)) as first:
         rendered = first.get(url)
@@ -561,6 +561,7 @@ def test_answers_are_shared_by_the_server_processes(
         finally:
             with web_store.store.engine.begin() as connection:
                 connection.execute(text(change), {"by": -1})
+    web_store.store.close()
 
 
 def test_table_orders_are_reused_only_while_the_store_is_unchanged(backend_store: WebStore) -> None:  # noqa: F811
