@@ -10,15 +10,17 @@ dlib's on LFW (genuine ~N(0.045, 0.02), impostor ~N(0.18, 0.035)), scored by the
 scoring step. ``--copies N`` stores N copies of LFW as datasets lfw, lfw-2, ...
 
 The load generator is ``wrk`` (``apt-get install wrk``; a C program, so the client costs little
-CPU), one thread, with a Lua script cycling through 3,000 generated URLs (random page, sort
-column and order, filters and page size). One server runs, in order:
+CPU), one thread, with a Lua script cycling through ``--urls`` (3,000) distinct generated URLs
+per kind (random page, sort column and order, filters and page size). One server runs, in order:
 
-- ``explorer_first`` and ``api_first``, ``--warmup`` seconds each at 50 connections: the first
-  passes over the URLs, so mostly answers never rendered before (each server process keeps the
-  answers it rendered while the store is unchanged, ``XFV_ANSWER_CACHE_MB``): the cost of new URLs;
+- ``explorer_first`` and ``api_first`` at 50 connections: one pass over the URLs, each asked
+  once (wrk is stopped when all are answered, or after ``--warmup`` seconds), so every answer is one
+  the server never rendered before: the cost of a new URL (each server process keeps the answers
+  it rendered while the store is unchanged, ``XFV_ANSWER_CACHE_MB``);
 - ``explorer`` at 50 connections and ``explorer10`` at 10 connections (``/explorer`` pages), and
   ``api`` at 50 connections (``/api/pairs`` with the same parameters, ``/api/pairs/{id}`` and the
-  viewer's ``/api/pairs/{id}/neighbours``), ``--duration`` seconds each: the same URLs again.
+  viewer's ``/api/pairs/{id}/neighbours``), ``--duration`` seconds each: the same URLs again
+  (repeated URLs; a URL first answered by another server process is new to this one).
 
 It reports requests/s, p50/p99 latency, errors (connection errors, timeouts and non-2xx answers)
 and the server's CPU per request (all its processes, from ``/proc``), with the machine's load
@@ -33,6 +35,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -248,8 +251,15 @@ def explorer_params(rng: random.Random, datasets: list[str], pairs: int) -> dict
 
 
 def urls(kind: str, size: dict[str, Any], count: int, seed: int) -> list[str]:
-    """``count`` varied paths of one kind of request."""
+    """``count`` distinct varied paths of one kind of request."""
     rng = random.Random(f"{seed}-{kind}")
+    paths: dict[str, None] = {}
+    while len(paths) < count:
+        paths.update(dict.fromkeys(_paths(kind, size, rng, count - len(paths))))
+    return list(paths)
+
+
+def _paths(kind: str, size: dict[str, Any], rng: random.Random, count: int) -> list[str]:
     paths = []
     for _ in range(count):
         params = explorer_params(rng, size["datasets"], size["pairs"] // max(1, len(size["datasets"])))
@@ -266,13 +276,22 @@ def urls(kind: str, size: dict[str, Any], count: int, seed: int) -> list[str]:
     return paths
 
 
-#: Cycles through the paths file (its name in the environment); prints one JSON line at the end.
+#: Cycles through the paths file (its name in the environment); with XFV_BENCH_DONE set, writes
+#: that file once every path has been answered (the bench then stops wrk with SIGINT, so its
+#: summary covers the time until then). Prints one JSON line at the end.
 LUA = """
-local paths, index = {}, 0
+local paths, index, answered = {}, 0, 0
+local marker = os.getenv("XFV_BENCH_DONE")
 for line in io.lines(os.getenv("XFV_BENCH_PATHS")) do paths[#paths + 1] = line end
 request = function()
   index = index % #paths + 1
   return wrk.format("GET", paths[index])
+end
+if marker ~= "" then
+  response = function(status, headers, body)
+    answered = answered + 1
+    if answered == #paths then io.open(marker, "w"):close() end
+  end
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -285,8 +304,11 @@ end
 """
 
 
-def run_wrk(base: str, paths: list[str], connections: int, seconds: int, folder: Path, pid: int) -> dict[str, Any]:
-    """One ``wrk`` run (one thread) cycling through ``paths``; the server's CPU per request."""
+def run_wrk(
+    base: str, paths: list[str], connections: int, seconds: int, folder: Path, pid: int, once: bool = False
+) -> dict[str, Any]:
+    """One ``wrk`` run (one thread) cycling through ``paths`` for ``seconds`` (``once``: until each
+    path is answered once, at most ``seconds``); the server's CPU per request."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
@@ -294,12 +316,20 @@ def run_wrk(base: str, paths: list[str], connections: int, seconds: int, folder:
     script.write_text(LUA)
     listing.write_text("\n".join(paths) + "\n")
     command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), base]
+    marker = folder / "answered-all"
+    marker.unlink(missing_ok=True)
+    env = {**os.environ, "XFV_BENCH_PATHS": str(listing), "XFV_BENCH_DONE": str(marker) if once else ""}
     cpu_before = cpu_seconds(pid)
-    finished = subprocess.run(
-        command, env={**os.environ, "XFV_BENCH_PATHS": str(listing)}, capture_output=True, text=True, check=True
-    )
+    load = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while once and load.poll() is None and not marker.exists():
+        time.sleep(0.02)
+    if load.poll() is None and once:
+        load.send_signal(signal.SIGINT)  # wrk stops and reports the time until now
+    output, errors = load.communicate()
     cpu = cpu_seconds(pid) - cpu_before
-    found = json.loads(finished.stdout.strip().splitlines()[-1])
+    if load.returncode != 0:
+        raise SystemExit(f"wrk failed ({load.returncode}): {errors.strip()}")
+    found = json.loads(output.strip().splitlines()[-1])
     errors = sum(found[k] for k in ("connect", "read", "write", "status", "timeout"))
     return {
         "connections": connections,
@@ -337,18 +367,19 @@ def measure(args: argparse.Namespace, url: str, home: Path, size: dict[str, Any]
     uncached answers), then the measured runs."""
     explorer, api = urls("explorer", size, args.urls, args.seed), urls("api", size, args.urls, args.seed)
     plan = [
-        ("explorer_first", explorer, 50, args.warmup),
-        ("api_first", api, 50, args.warmup),
-        ("explorer", explorer, 50, args.duration),
-        ("explorer10", explorer, 10, args.duration),
-        ("api", api, 50, args.duration),
+        ("explorer_first", explorer, 50, args.warmup, True),
+        ("api_first", api, 50, args.warmup, True),
+        ("explorer", explorer, 50, args.duration, False),
+        ("explorer10", explorer, 10, args.duration, False),
+        ("api", api, 50, args.duration, False),
     ]
     runs: dict[str, dict[str, Any]] = {}
     port = find_port()
     server = start_server(url, home, port, args.workers)
     try:
-        for name, paths, connections, seconds in plan:
-            runs[name] = run_wrk(f"http://127.0.0.1:{port}", paths, connections, seconds, home, server.pid)
+        for name, paths, connections, seconds, once in plan:
+            base = f"http://127.0.0.1:{port}"
+            runs[name] = run_wrk(base, paths, connections, seconds, home, server.pid, once)
             if not args.json:
                 print(f"{name}: {runs[name]}", file=sys.stderr)
     finally:
@@ -362,7 +393,7 @@ def main() -> int:
     parser.add_argument("--store", help="database URL of a store with results (default: a synthetic LFW fill)")
     parser.add_argument("--copies", type=int, default=1, help="synthetic fill: copies of LFW's 6,000 pairs (default 1)")
     parser.add_argument("--duration", type=int, default=30, help="seconds per measured run (default 30)")
-    parser.add_argument("--warmup", type=int, default=60, help="seconds of each first pass (default 60)")
+    parser.add_argument("--warmup", type=int, default=300, help="most seconds of each first pass (default 300)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server processes (default: cores)")
     parser.add_argument("--urls", type=int, default=3000, help="distinct URLs each run cycles through (default 3000)")
     parser.add_argument("--lfw", type=Path, default=DEFAULT_LFW, help=f"LFW folder (default {DEFAULT_LFW})")

@@ -12,12 +12,14 @@ import io
 import json
 import os
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
 import threading
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,17 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image as PILImage
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from tests.conftest import lfw_image
-from tests.web_fixtures import TINY, WebStore
+from tests.web_fixtures import TINY, WebStore, build_web_store
+from xfv.cache import BlobCache
 from xfv.errors import ImageTooLargeError
 from xfv.faces import decode_image
+from xfv.store import open_store
+from xfv.store.changes import ChangeToken
+from xfv.store.models import WebJob
+from xfv.store.pair_table import SORT_COLUMNS, OrderCache, PairQuery, pair_neighbours, query_pairs
 from xfv.web import create_app
 from xfv.web.errors import TooManyJobsError
 from xfv.web.jobs import JobManager
@@ -83,6 +90,12 @@ def read_response(connection: socket.socket) -> bytes:
 
 def photo_file(name: str, number: int) -> tuple[str, bytes, str]:
     return (f"{name}_{number}.jpg", lfw_image(name, number).read_bytes(), "image/jpeg")
+
+
+def count_jobs(web_store: WebStore) -> int:
+    """Jobs in the store, read in a fresh session."""
+    with web_store.store.sessions() as session:
+        return session.scalar(select(func.count()).select_from(WebJob)) or 0
 
 
 def verify(client: TestClient, first: tuple[str, bytes], second: tuple[str, bytes] | None = None) -> Any:
@@ -156,6 +169,56 @@ def test_large_jpegs_are_decoded_at_a_reduced_scale() -> None:
     with pytest.raises(ImageTooLargeError, match="6000x6000"):
         decode_image(data, "big.jpg", max_pixels=16_000_000)
     assert decode_image(data, "big.jpg", max_pixels=16_000_000, min_side=1280).shape == (1500, 1500, 3)
+
+
+#: Run in a child process (its peak memory is its own): the app on a store, one upload to load the
+#: models, then three uploads of a large photo at once; prints the peak RSS before and after (MB).
+MEMORY_PROBE = """
+import json, resource, sys, threading
+from pathlib import Path
+from fastapi.testclient import TestClient
+from xfv.method.occlusion import OcclusionSettings
+from xfv.store import open_store
+from xfv.web import create_app
+
+url, face, big = sys.argv[1], Path(sys.argv[2]).read_bytes(), Path(sys.argv[3]).read_bytes()
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+app = create_app(open_store(url), occlusion=OcclusionSettings(patch_sizes=(28,), stride=40))
+with TestClient(app) as client:
+    def post(data, codes):
+        files = {"image1": ("big.jpg", data, "image/jpeg"), "image2": ("face.jpg", face, "image/jpeg")}
+        codes.append(client.post("/api/verify", files=files).status_code)
+    warm, codes = [], []
+    post(face, warm)
+    before = peak()
+    threads = [threading.Thread(target=post, args=(big, codes)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+print(json.dumps({"warm": warm, "codes": codes, "before_mb": before, "after_mb": peak()}))
+"""
+
+
+def test_large_photos_are_decoded_small_and_few_at_once(web_store: WebStore, tmp_path: Path) -> None:  # noqa: F811
+    """Three 6000x6000 JPEGs uploaded at once, with the pixel cap raised so they pass it: each is
+    decoded at 1/4 scale (1500 x 1500) and at most two at a time, so the server's peak memory grows
+    by a few tens of MB, not by the ~800 MB a full decode of each costs."""
+    import cv2
+
+    face = lfw_image("Aaron_Eckhart", 1)
+    large = cv2.resize(cv2.imread(str(face)), (6000, 6000), interpolation=cv2.INTER_LINEAR)
+    big = tmp_path / "big.jpg"
+    cv2.imwrite(str(big), large, [cv2.IMWRITE_JPEG_QUALITY, 40])
+    assert big.stat().st_size < 10 * 1024 * 1024
+    env = {**os.environ, "XFV_MAX_IMAGE_PIXELS": "40000000"}
+    command = [sys.executable, "-c", MEMORY_PROBE, web_store.url, str(face), str(big)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["warm"] == [200] and found["codes"] == [200, 200, 200], found
+    grown = found["after_mb"] - found["before_mb"]
+    assert grown < 150, f"three large uploads raised the peak memory by {grown:.0f} MB: {found}"
 
 
 # --- 2. bodies -------------------------------------------------------------------------------------
@@ -262,12 +325,16 @@ def test_full_queue_answers_429_with_retry_after(client: TestClient, web_store: 
         {"Origin": "http://testserver.evil.example"},
     ],
 )
-def test_writes_from_other_sites_are_refused(client: TestClient, headers: dict[str, str]) -> None:
+def test_writes_from_other_sites_are_refused(client: TestClient, web_store: WebStore, headers: dict[str, str]) -> None:  # noqa: F811
     review = {"pair_id": 1, "model": "dlib", "verdict": "agree"}
     assert client.post("/api/reviews", json=review, headers=headers).status_code == 403
     files = {"image1": ("a.png", b"x", "image/png"), "image2": ("b.png", b"x", "image/png")}
-    refused = client.post("/api/verify", files=files, headers=headers)
-    assert refused.status_code == 403 and "another site" in refused.json()["detail"]
+    for path in ("/api/verify", "/api/explain"):
+        refused = client.post(path, files=files, headers=headers)
+        assert refused.status_code == 403 and "another site" in refused.json()["detail"]
+    jobs_before = count_jobs(web_store)
+    assert client.post(f"/api/pairs/{web_store.without_maps}/xmaps/dlib", headers=headers).status_code == 403
+    assert count_jobs(web_store) == jobs_before, "a foreign page started a job"
 
 
 def test_writes_from_the_own_pages_pass(client: TestClient, web_store: WebStore) -> None:  # noqa: F811
@@ -419,36 +486,180 @@ def test_unchanged_store_answers_are_reused_and_revalidated(
     assert "fresh!" not in before and "fresh!" in any_client.get(viewer).text
 
 
-def test_several_server_processes_share_jobs_and_uploads(web_store: WebStore, tmp_path: Path) -> None:  # noqa: F811
-    """``xfv serve --workers 2``: an upload and a job made through one process are answered by
-    whichever process takes the next connection."""
+def test_reading_the_change_token_keeps_the_sqlite_locks(tmp_path: Path) -> None:
+    """Reading the token must not drop this process's SQLite locks (closing any descriptor of a
+    file drops them all): else another process that opens and closes the database takes itself
+    for the last one and deletes the write-ahead log this process is still writing to, and the
+    token stops changing."""
+    database = tmp_path / "store.sqlite"
+    store = open_store(f"sqlite:///{database}")
+    token = ChangeToken(store)
+    try:
+        with store.engine.connect() as held:  # a server process's pooled connection
+            held.execute(text("SELECT count(*) FROM datasets")).all()
+            before = token.read()
+            other = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('SELECT count(*) FROM datasets').fetchall(); c.close()"
+            subprocess.run([sys.executable, "-c", other, str(database)], check=True, timeout=60)
+            assert database.with_name("store.sqlite-wal").exists(), "another process deleted the write-ahead log"
+            assert database.with_name("store.sqlite-shm").exists()
+            held.execute(text("UPDATE alembic_version SET version_num = version_num"))
+            held.execute(text("CREATE TABLE probe (x INTEGER)"))
+            held.commit()
+            assert token.read() != before, "a committed write left the change token as it was"
+    finally:
+        store.close()
+
+
+def test_shared_answer_file_is_bounded_and_keeps_one_tag(tmp_path: Path) -> None:
+    """The shared file finds a value only under its tag, forgets other tags once a new one is put,
+    stays near its size bound, and a file that is not a database reads as a miss."""
+    blobs = BlobCache(tmp_path / "answers.sqlite", max_bytes=10_000)
+    blobs.put(b"a", b"token-1", b"x" * 100)
+    assert blobs.get(b"a", b"token-1") == b"x" * 100 and blobs.get(b"a", b"token-2") is None
+    blobs.put(b"b", b"token-2", b"y")
+    assert blobs.get(b"a", b"token-1") is None  # stale: the store changed since
+    for number in range(3 * BlobCache.CHECK_EVERY):
+        blobs.put(str(number).encode(), b"token-2", b"z" * 1000)
+    with sqlite3.connect(tmp_path / "answers.sqlite") as connection:
+        kept = connection.execute("SELECT sum(size) FROM blobs").fetchone()[0]
+    assert kept <= 10_000 + BlobCache.CHECK_EVERY * 1000, kept
+    assert blobs.get(str(3 * BlobCache.CHECK_EVERY - 1).encode(), b"token-2") == b"z" * 1000  # the newest stay
+    blobs.close()
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database" * 100)
+    junk = BlobCache(tmp_path / "junk.sqlite", max_bytes=10_000)
+    junk.put(b"a", b"t", b"v")
+    assert junk.get(b"a", b"t") is None
+
+
+def test_answers_are_shared_by_the_server_processes(
+    lfw_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two apps on one store and one cache folder stand for two server processes: an answer one
+    rendered is sent by the other without rendering it again, until the store changes. (A store
+    of its own: no job of another test writes to it meanwhile.)"""
+    monkeypatch.setenv("XFV_CACHE_DIR", str(tmp_path))
+    web_store = build_web_store(f"sqlite:///{tmp_path / 'own.sqlite'}")
+    url = "/api/pairs?sort=fold&per_page=4&page=2"
+    with TestClient(create_app(web_store.store, occlusion=TINY)) as first:
+        rendered = first.get(url)
+    assert rendered.status_code == 200
+
+    def fail(*_: Any, **__: Any) -> None:
+        raise AssertionError("rendered again")
+
+    with TestClient(create_app(web_store.store, occlusion=TINY)) as second:
+        monkeypatch.setattr("xfv.web.api.pairs.query_pairs", fail)
+        again = second.get(url)
+        assert again.status_code == 200 and again.content == rendered.content
+        assert again.headers["etag"] == rendered.headers["etag"]
+        change = "UPDATE datasets SET image_count = image_count + :by"
+        with web_store.store.engine.begin() as connection:  # any write: the kept answer is stale
+            connection.execute(text(change), {"by": 1})
+        try:
+            with pytest.raises(AssertionError, match="rendered again"):
+                second.get(url)
+        finally:
+            with web_store.store.engine.begin() as connection:
+                connection.execute(text(change), {"by": -1})
+    web_store.store.close()
+
+
+def test_table_orders_are_reused_only_while_the_store_is_unchanged(backend_store: WebStore) -> None:  # noqa: F811
+    """The order cache answers every page and neighbour exactly as the uncached query does, and a
+    write by another connection that reorders the table is seen at once."""
+    orders = OrderCache(backend_store.store, 1_000_000)
+    views = [PairQuery(sort=sort, descending=desc, per_page=7) for sort in SORT_COLUMNS for desc in (False, True)]
+    views += [PairQuery(sort="identity1", same=True, per_page=5), PairQuery(sort="quality2", min_quality=0.4)]
+    with backend_store.store.sessions() as session:
+        for view in views:
+            for page in (1, 2, 3):
+                paged = replace(view, page=page)
+                assert query_pairs(session, paged, orders) == query_pairs(session, paged), paged
+            first = query_pairs(session, view).rows[1].pair_id
+            assert pair_neighbours(session, view, first, 1, orders) == pair_neighbours(session, view, first, 1)
+            assert pair_neighbours(session, view, first, None, orders) == pair_neighbours(session, view, first)
+    by_quality = PairQuery(sort="quality1", per_page=3)  # a sorted order, kept by the cache
+    with backend_store.store.sessions() as session:
+        lowest = query_pairs(session, by_quality, orders).rows[0]
+    change = "UPDATE images SET quality = quality + :by WHERE id = :image"
+    with backend_store.store.engine.begin() as connection:
+        connection.execute(text(change), {"by": 2, "image": lowest.image1_id})
+    try:
+        with backend_store.store.sessions() as session:
+            assert query_pairs(session, by_quality, orders).rows[0].pair_id != lowest.pair_id
+            assert pair_neighbours(session, by_quality, lowest.pair_id, 0, orders).index != 0
+    finally:
+        with backend_store.store.engine.begin() as connection:
+            connection.execute(text(change), {"by": -2, "image": lowest.image1_id})
+
+
+def _serve(url: str, home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    """``xfv serve --workers N`` on the store at ``url``, once it answers; and its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "XFV_DATABASE_URL": web_store.url, "XFV_HOME": str(tmp_path)}
-    command = [sys.executable, "-m", "xfv.cli", "serve", "--port", str(port), "--workers", "2"]
+    env = {**os.environ, "XFV_DATABASE_URL": url, "XFV_HOME": str(home)}
+    command = [sys.executable, "-m", "xfv.cli", "serve", "--port", str(port), "--workers", str(workers)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{base}/api/stats", timeout=2).status_code == 200:
+                return server, base
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            raise AssertionError(server.stderr.read().decode() if server.stderr else "server exited")
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.2)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (uvicorn's workers), from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def test_several_server_processes_share_jobs_and_uploads(web_store: WebStore, tmp_path: Path) -> None:  # noqa: F811
+    """Two real servers on one store, ``xfv serve --workers 2`` and ``--workers 1``: an upload
+    made through the first is served by the second; an X-Map job started through the first is the
+    same job when the second is asked for the same maps, the second answers its progress as the
+    first's process computes it, and serves the maps once done."""
+    first, first_url = _serve(web_store.url, tmp_path, workers=2)
+    servers = [first]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/api/stats", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else "server exited"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
+        assert len(_children(first.pid)) >= 2, "xfv serve --workers 2 did not start two worker processes"
+        second, second_url = _serve(web_store.url, tmp_path, workers=1)
+        servers.append(second)
         files = {"image1": photo_file("Aaron_Eckhart", 1), "image2": photo_file("Abel_Pacheco", 1)}
-        upload = httpx.post(f"{base}/api/verify", files=files, timeout=60)
+        upload = httpx.post(f"{first_url}/api/verify", files=files, timeout=60)
         assert upload.status_code == 200, upload.text
-        job = httpx.post(f"{base}/api/pairs/{web_store.without_maps}/xmaps/other-net", timeout=30)
-        assert job.status_code == 202, job.text
-        for _ in range(12):  # a new connection each time: either process may take it
-            with httpx.Client(base_url=base, timeout=30) as fresh:
-                assert fresh.get(f"/api/uploads/{upload.json()['id']}").status_code == 200
-                assert fresh.get(f"/api/jobs/{job.json()['job']['id']}").status_code == 200
+        seen = httpx.get(f"{second_url}/api/uploads/{upload.json()['id']}", timeout=30)
+        assert seen.status_code == 200 and seen.json()["distance"] == upload.json()["distance"]
+        assert httpx.get(f"{second_url}/api/uploads/{upload.json()['id']}/aligned/2.png").status_code == 200
+        pair = web_store.without_maps
+        started = httpx.post(f"{first_url}/api/pairs/{pair}/xmaps/dlib", timeout=30)
+        assert started.status_code == 202, started.text
+        job = started.json()["job"]
+        joined = httpx.post(f"{second_url}/api/pairs/{pair}/xmaps/dlib", timeout=30)
+        assert joined.status_code == 202 and joined.json()["job"]["id"] == job["id"], joined.text
+        progress, deadline = [], time.monotonic() + 240
+        while job["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, f"the job is still {job['status']}: {job}"
+            time.sleep(0.3)
+            job = httpx.get(f"{second_url}/api/jobs/{job['id']}", timeout=30).json()
+            progress.append(job["done"])
+        assert job["status"] == "done", job
+        assert len({done for done in progress if 0 < done < job["total"]}) >= 2, f"no progress seen: {progress}"
+        assert httpx.get(f"{second_url}/api/pairs/{pair}/xmaps/dlib/1/1.png").status_code == 200
     finally:
-        server.terminate()
-        server.wait(20)
+        for server in servers:
+            server.terminate()
+            server.wait(30)

@@ -34,6 +34,11 @@ class Settings:
     def model_cache_dir(self) -> Path:
         return self.cache_dir / "models"
 
+    @property
+    def web_answers_path(self) -> Path:
+        """The web answers every server process of this machine shares (see ``xfv.web.answers``)."""
+        return self.cache_dir / "web-answers.sqlite"
+
 
 def get_settings() -> Settings:
     """Read the ``XFV_*`` environment variables, falling back to defaults under ``~/.xfv``."""

@@ -8,7 +8,10 @@ cscore)`` keep it fast on 30,000+ pairs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+from array import array
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 from sqlalchemy import ColumnElement, Select, case, func, null, select
@@ -16,6 +19,8 @@ from sqlalchemy.orm import Session, aliased
 
 from xfv.errors import XfvError
 from xfv.store.catalog import default_model, find_dataset, find_model
+from xfv.store.changes import ChangeToken
+from xfv.store.engine import Store
 from xfv.store.models import Dataset, Identity, Image, Model, Pair, PairResult
 
 #: Columns the pair table sorts by; ``position`` is the protocol order (dataset, then line).
@@ -37,6 +42,8 @@ SortColumn = Literal[
 SORT_COLUMNS: tuple[SortColumn, ...] = get_args(SortColumn)
 #: Sort columns that read a model's results.
 RESULT_SORTS = frozenset({"distance", "threshold", "prediction", "correct", "cscore"})
+#: Sort columns an index serves (a page of them is read without sorting every matching row).
+INDEXED_SORTS = frozenset({"position", "distance", "correct", "cscore"})
 MAX_PAGE_SIZE = 1000
 
 
@@ -153,14 +160,19 @@ class _Plan:
         self.joins.update(joins)
 
     def joined(self, query: Select[Any], joins: set[str]) -> Select[Any]:
-        """``query`` from the base table with the joins named (and those they depend on)."""
+        """``query`` from the base table with the joins named (and those they depend on); an
+        image's or person's side is joined only where it is needed (a sort by the first person
+        reads neither the second image nor its person)."""
         query = query.select_from(self.base)
         if self.with_results and joins:
             query = query.join(Pair, Pair.id == PairResult.pair_id)
-        if joins & {"images", "identities"}:
-            query = query.join(IMAGE1, IMAGE1.id == Pair.image1_id).join(IMAGE2, IMAGE2.id == Pair.image2_id)
-        if "identities" in joins:
+        if joins & {"image1", "identity1"}:
+            query = query.join(IMAGE1, IMAGE1.id == Pair.image1_id)
+        if joins & {"image2", "identity2"}:
+            query = query.join(IMAGE2, IMAGE2.id == Pair.image2_id)
+        if "identity1" in joins:
             query = query.join(IDENTITY1, IDENTITY1.id == IMAGE1.identity_id)
+        if "identity2" in joins:
             query = query.join(IDENTITY2, IDENTITY2.id == IMAGE2.identity_id)
         if "dataset" in joins:
             query = query.join(Dataset, Dataset.id == Pair.dataset_id)
@@ -173,11 +185,11 @@ _SORTS: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {
     "position": ((Pair.dataset_id, Pair.position), ("pair",)),
     "dataset": ((Dataset.name,), ("dataset",)),
     "fold": ((Pair.fold,), ("pair",)),
-    "identity1": ((IDENTITY1.name,), ("identities",)),
-    "identity2": ((IDENTITY2.name,), ("identities",)),
+    "identity1": ((IDENTITY1.name,), ("identity1",)),
+    "identity2": ((IDENTITY2.name,), ("identity2",)),
     "label": ((Pair.same,), ("pair",)),
-    "quality1": ((IMAGE1.quality,), ("images",)),
-    "quality2": ((IMAGE2.quality,), ("images",)),
+    "quality1": ((IMAGE1.quality,), ("image1",)),
+    "quality2": ((IMAGE2.quality,), ("image2",)),
     "distance": ((PairResult.distance,), ()),
     "threshold": ((PairResult.threshold,), ()),
     "prediction": ((PairResult.predicted_same,), ()),
@@ -185,7 +197,9 @@ _SORTS: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {
     "cscore": ((PairResult.cscore,), ()),
 }
 #: Every join a table row needs.
-_ROW_JOINS = {"pair", "images", "identities", "dataset"}
+_ROW_JOINS = {"pair", "image1", "image2", "identity1", "identity2", "dataset"}
+#: Both images: the quality filters read the worse of the two.
+_BOTH_IMAGES = ("image1", "image2")
 
 
 def _only_dataset(session: Session, model: Model) -> int | None:
@@ -229,9 +243,9 @@ def _plan(session: Session, q: PairQuery) -> tuple[_Plan, Model | None]:
     if q.fold is not None:
         plan.where(Pair.fold == q.fold, "pair")
     if q.min_quality is not None:
-        plan.where(LOWER_QUALITY >= q.min_quality, "images")
+        plan.where(LOWER_QUALITY >= q.min_quality, *_BOTH_IMAGES)
     if q.max_quality is not None:
-        plan.where(LOWER_QUALITY <= q.max_quality, "images")
+        plan.where(LOWER_QUALITY <= q.max_quality, *_BOTH_IMAGES)
     if q.identity and q.identity.strip():
         plan.where(plan.pair_id.in_(_pairs_of_people(q.identity.strip())))
     return plan, model
@@ -273,30 +287,36 @@ def _row_select(plan: _Plan) -> Select[Any]:
     return plan.joined(columns, _ROW_JOINS)
 
 
-def _rows(session: Session, model: Model | None, pair_ids: list[int]) -> list[PairRow]:
-    """The table rows of ``pair_ids`` (with ``model``'s results), in that order."""
-    plan = _Plan(with_results=model is not None)
+def _rows(session: Session, model_id: int | None, pair_ids: list[int]) -> list[PairRow]:
+    """The table rows of ``pair_ids`` (with the results of model ``model_id``), in that order."""
+    plan = _Plan(with_results=model_id is not None)
     plan.where(plan.pair_id.in_(pair_ids))
-    if model is not None:
-        plan.where(PairResult.model_id == model.id)
+    if model_id is not None:
+        plan.where(PairResult.model_id == model_id)
     found = {row[0]: PairRow(*row) for row in session.execute(_row_select(plan))}
     return [found[pair_id] for pair_id in pair_ids if pair_id in found]
 
 
-def query_pairs(session: Session, q: PairQuery) -> PairPage:
+def query_pairs(session: Session, q: PairQuery, orders: OrderCache | None = None) -> PairPage:
     """One page of the pair table for ``q``, and how many rows match: the explorer's table, the
-    API's pair list and the review queue.
+    API's pair list and the review queue. With ``orders``, the view's whole order is taken from
+    (or kept in) that cache, so other pages of the same view cost no count and no sort.
 
     The count joins only the tables its filters need. The page's pair ids are found next, joining
     only what the filters and the sort need, so sorts by a result column walk the indexes
     ``pair_results ([dataset_id,] model_id, column)`` and protocol order walks ``pairs (dataset_id,
     position)``, stopping after one page; only then are those few rows joined to their images,
     people and dataset (a "deferred join")."""
+    offset = (q.page - 1) * q.per_page
+    order = orders.get(q) if orders is not None else None
+    if order is not None:
+        page_ids = order.ids[offset : offset + q.per_page].tolist()
+        return PairPage(_rows(session, order.model_id, page_ids), len(order.ids), q.page, q.per_page, order.model)
     plan, model = _plan(session, q)
     total = _count(session, plan)
-    offset = (q.page - 1) * q.per_page
     pair_ids = list(session.scalars(_ordered_ids(plan, q).limit(q.per_page).offset(offset)))
-    return PairPage(_rows(session, model, pair_ids), total, q.page, q.per_page, model.name if model else None)
+    model_id = model.id if model else None
+    return PairPage(_rows(session, model_id, pair_ids), total, q.page, q.per_page, model.name if model else None)
 
 
 @dataclass(frozen=True)
@@ -310,11 +330,17 @@ class Neighbours:
     next: int | None
 
 
-def pair_neighbours(session: Session, q: PairQuery, pair_id: int, index_hint: int | None = None) -> Neighbours:
+def pair_neighbours(
+    session: Session, q: PairQuery, pair_id: int, index_hint: int | None = None, orders: OrderCache | None = None
+) -> Neighbours:
     """The previous and next pair of ``pair_id`` in the order of ``q`` (its paging is ignored).
 
     ``index_hint`` (the row's index when the viewer was opened from the table) is checked with one
-    three-row query; if the table changed since, the pair is found in the ordered list of ids."""
+    three-row query; if the table changed since, the pair is found in the ordered list of ids.
+    With ``orders``, the view's order comes from that cache."""
+    order = orders.get(q) if orders is not None else None
+    if order is not None:
+        return _neighbours(order.ids, pair_id, index_hint)
     plan, _ = _plan(session, q)
     ids_query = _ordered_ids(plan, q)
     if index_hint is not None and index_hint >= 0:
@@ -325,13 +351,80 @@ def pair_neighbours(session: Session, q: PairQuery, pair_id: int, index_hint: in
             previous = window[position - 1] if position > 0 else None
             following = window[position + 1] if position + 1 < len(window) else None
             return Neighbours(index_hint, _count(session, plan), previous, following)
-    ids = list(session.scalars(ids_query))
-    if pair_id not in ids:
+    return _neighbours(array("q", session.scalars(ids_query)), pair_id)
+
+
+def _neighbours(ids: array[int], pair_id: int, index_hint: int | None = None) -> Neighbours:
+    """Where ``pair_id`` stands in the ordered ``ids`` (at ``index_hint`` if it is there)."""
+    if index_hint is not None and 0 <= index_hint < len(ids) and ids[index_hint] == pair_id:
+        index = index_hint
+    elif pair_id in ids:
+        index = ids.index(pair_id)
+    else:
         return Neighbours(None, len(ids), None, None)
-    index = ids.index(pair_id)
     return Neighbours(
         index, len(ids), ids[index - 1] if index > 0 else None, ids[index + 1] if index + 1 < len(ids) else None
     )
+
+
+@dataclass(frozen=True)
+class _Order:
+    """A view's matching pair ids in order, under the change token they were read at."""
+
+    token: bytes
+    model_id: int | None
+    model: str | None
+    ids: array[int]
+
+
+class OrderCache:
+    """Recent table orders, reused while the store is unchanged: per view (filters and sort, any
+    page), the matching pair ids in order. Paging through a view and walking it from the viewer ask
+    for the same order again and again, and an order by a name, a quality, the fold or the label
+    sorts every matching row (no index can serve a sort across the join). Sorts an index serves
+    (:data:`INDEXED_SORTS`) are not kept: a page of them costs less than reading the whole order.
+
+    An order is read in a fresh session after the store's change token
+    (:class:`~xfv.store.changes.ChangeToken`), so it is never older than its token, and it is used
+    only while the token is the same; a store without a token is never cached. At most
+    ``max_bytes`` of ids (8 bytes each) are kept, the least recently used dropped first."""
+
+    def __init__(self, store: Store, max_bytes: int) -> None:
+        self._store = store
+        self._token = ChangeToken(store)
+        self._max_bytes = max_bytes
+        self._orders: OrderedDict[PairQuery, _Order] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, q: PairQuery) -> _Order | None:
+        """The order of ``q``'s view, read now if not kept; None where nothing is cached or an
+        index serves the sort (then a page costs no more than reading its rows)."""
+        token = self._token.read() if self._max_bytes > 0 and q.sort not in INDEXED_SORTS else None
+        if token is None:
+            return None
+        key = replace(q, page=1, per_page=1)
+        with self._lock:
+            found = self._orders.get(key)
+            if found is not None and found.token == token:
+                self._orders.move_to_end(key)
+                return found
+        with self._store.sessions() as fresh:  # its snapshot starts after the token was read
+            plan, model = _plan(fresh, q)
+            ids = array("q", fresh.connection().execute(_ordered_ids(plan, q)).scalars())  # no ORM rows
+            order = _Order(token, model.id if model else None, model.name if model else None, ids)
+        self._keep(key, order)
+        return order
+
+    def _keep(self, key: PairQuery, order: _Order) -> None:
+        with self._lock:
+            old = self._orders.pop(key, None)
+            self._size -= 8 * len(old.ids) if old else 0
+            self._orders[key] = order
+            self._size += 8 * len(order.ids)
+            while self._size > self._max_bytes and self._orders:
+                _, dropped = self._orders.popitem(last=False)
+                self._size -= 8 * len(dropped.ids)
 
 
 def result_rows(session: Session, dataset: Dataset, model: Model) -> list[PairRow]:

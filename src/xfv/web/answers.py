@@ -9,7 +9,9 @@ browser revalidating (``Cache-Control: no-cache``) gets 304 Not Modified while n
 
 The token is :class:`xfv.store.changes.ChangeToken`'s; a store without one, or an unreadable
 token, is never cached. Cached bodies are kept zlib-compressed, at most
-``get_settings().answer_cache_bytes`` per server process.
+``get_settings().answer_cache_bytes`` per server process, and in a file that every server process
+of the machine shares (:class:`xfv.cache.BlobCache`, ``web-answers.sqlite`` in the cache folder),
+so an answer one process rendered is sent by the others too (``xfv serve --workers N``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import anyio
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from xfv.cache import BlobCache
 from xfv.store import Store
 from xfv.store.changes import ChangeToken
 
@@ -46,11 +49,14 @@ CACHEABLE = re.compile(r"^/(|explorer|pairs/[0-9]+|api/stats|api/pairs|api/pairs
 
 class AnswerCache:
     """ASGI middleware: answers of :data:`CACHEABLE` GET requests by URL, valid while the store's
-    change token stays the same (at most ``max_bytes`` of them, compressed, in this process)."""
+    change token stays the same (at most ``max_bytes`` of them, compressed, in this process; and in
+    ``shared``, the file the server processes share, if given)."""
 
-    def __init__(self, app: ASGIApp, store: Store, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, store: Store, max_bytes: int, shared: BlobCache | None = None) -> None:
         self.app = app
         self._token = ChangeToken(store)
+        self._store_name = store.description.encode()
+        self._shared = shared
         self._max_bytes = max_bytes
         self._answers: OrderedDict[str, _Answer] = OrderedDict()
         self._size = 0
@@ -78,6 +84,8 @@ class AnswerCache:
             found = self._answers.get(key)
             if found is not None:
                 self._answers.move_to_end(key)
+        if (found is None or found.token != token) and self._shared is not None:
+            found = self._from_shared(key, token)
         if found is not None and found.token == token:
             body = zlib.decompress(found.body)
             length = [(b"content-type", found.media_type), (b"content-length", str(len(body)).encode())]
@@ -89,6 +97,20 @@ class AnswerCache:
     async def _read_token(self) -> bytes | None:
         """The store's change token; a database round trip runs on a thread, two small file reads do not."""
         return await anyio.to_thread.run_sync(self._token.read) if self._token.blocking else self._token.read()
+
+    def _shared_key(self, key: str) -> bytes:
+        return hashlib.blake2b(self._store_name + b"\n" + key.encode(), digest_size=16).digest()
+
+    def _from_shared(self, key: str, token: bytes) -> _Answer | None:
+        """The answer another process (or this one) kept in the shared file, kept here too."""
+        assert self._shared is not None
+        value = self._shared.get(self._shared_key(key), token)
+        if value is None:
+            return None
+        media_type, body = value.split(b"\n", 1)
+        answer = _Answer(token, body, media_type)
+        self._keep(key, answer)
+        return answer
 
     def _recording(self, send: Send, key: str, token: bytes, headers: list[tuple[bytes, bytes]]) -> Send:
         """``send`` that tags a 200 answer with its ETag and keeps its body once complete."""
@@ -104,7 +126,13 @@ class AnswerCache:
             elif message["type"] == "http.response.body" and status == 200:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
-                    self._keep(key, _Answer(token, zlib.compress(b"".join(chunks), 1), media_type))
+                    answer = _Answer(token, zlib.compress(b"".join(chunks), 1), media_type)
+                    self._keep(key, answer)
+                    await send(message)
+                    if self._shared is not None:  # after the answer is sent: the client does not wait for it
+                        value = answer.media_type + b"\n" + answer.body
+                        await anyio.to_thread.run_sync(self._shared.put, self._shared_key(key), token, value)
+                    return
             await send(message)
 
         return recording

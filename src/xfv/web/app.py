@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from xfv import __version__
+from xfv.cache import BlobCache
 from xfv.config import get_settings
 from xfv.errors import XfvError
 from xfv.method.occlusion import OcclusionSettings
@@ -33,7 +34,7 @@ from xfv.web.answers import AnswerCache
 from xfv.web.api.common import IMMUTABLE
 from xfv.web.errors import TooManyJobsError, status_for
 from xfv.web.protection import CONTENT_SECURITY_POLICY, Protection
-from xfv.web.services import Services
+from xfv.web.services import ORDER_SHARE, Services
 from xfv.web.templating import templates
 
 STATIC = Path(str(resources.files("xfv.web") / "static"))
@@ -121,10 +122,15 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
     store = store or open_store()
     services = Services.build(store, occlusion or OcclusionSettings(), settings)
 
+    answers = settings.answer_cache_bytes - settings.answer_cache_bytes // ORDER_SHARE  # the rest keeps table orders
+    shared = BlobCache(settings.web_answers_path, answers) if answers > 0 else None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         services.jobs.shutdown()
+        if shared is not None:
+            shared.close()
         if own_store:
             store.close()
 
@@ -132,7 +138,7 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
         title="xfv", description=DESCRIPTION, version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan
     )
     app.state.services = services
-    app.add_middleware(AnswerCache, store=store, max_bytes=settings.answer_cache_bytes)
+    app.add_middleware(AnswerCache, store=store, max_bytes=answers, shared=shared)
     app.add_middleware(Protection, photo_limit=settings.max_upload_bytes)  # outermost: every answer
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _install_docs(app)

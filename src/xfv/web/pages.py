@@ -61,8 +61,10 @@ def landing(request: Request, services: ServicesDep, session: SessionDep) -> HTM
 
 
 @router.get("/explorer", response_class=HTMLResponse)
-def explorer(request: Request, session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> HTMLResponse:
-    page = query_pairs(session, q.pair_query())
+def explorer(
+    request: Request, services: ServicesDep, session: SessionDep, q: Annotated[ExplorerQuery, Query()]
+) -> HTMLResponse:
+    page = query_pairs(session, q.pair_query(), services.orders)
     models = model_names(session)
     others = results_by_pair(session, [row.pair_id for row in page.rows]) if len(models) > 1 else {}
     return _page(
@@ -88,7 +90,7 @@ def viewer(
     i: RowIndex = None,
 ) -> HTMLResponse:
     detail = pair_detail(session, pair_id)
-    around = pair_neighbours(session, q.pair_query(), pair_id, i)
+    around = pair_neighbours(session, q.pair_query(), pair_id, i, services.orders)
     models = list(dict.fromkeys([r.model for r in detail.results] + [m.model for m in detail.xmaps]))
     table_model = q.model or (m.name if (m := default_model(session, None)) else None)
     model = table_model if table_model in models else (models[0] if models else None)

@@ -39,8 +39,8 @@ class PairOut(BaseModel):
 
 
 @router.get("/pairs", summary="List pairs: filter, sort and page the pair table", responses=errors(400))
-def list_pairs(session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> PairListOut:
-    table = query_pairs(session, q.pair_query())
+def list_pairs(services: ServicesDep, session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> PairListOut:
+    table = query_pairs(session, q.pair_query(), services.orders)
     return PairListOut(
         total=table.total, page=q.page, per_page=q.per_page, pages=table.pages, model=table.model, rows=table.rows
     )
@@ -63,13 +63,14 @@ def one_pair(services: ServicesDep, session: SessionDep, pair_id: PairId) -> Pai
     "/pairs/{pair_id}/neighbours", summary="Previous and next pair in the explorer's order", responses=errors(400, 404)
 )
 def get_neighbours(
+    services: ServicesDep,
     session: SessionDep,
     pair_id: PairId,
     q: Annotated[ExplorerQuery, Query()],
     index: RowIndex = None,
 ) -> Neighbours:
     get_pair(session, pair_id)
-    return pair_neighbours(session, q.pair_query(), pair_id, index)
+    return pair_neighbours(session, q.pair_query(), pair_id, index, services.orders)
 
 
 @router.get(
