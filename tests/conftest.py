@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.pg", "tests.synthetic", "tests.web_fixtures"]
+pytest_plugins = ["tests.pg", "tests.synthetic", "tests.web_fixtures", "tests.tfjs_fixtures"]
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 LFW_ROOT = SHARED / "data" / "lfw"
@@ -35,3 +35,22 @@ def lfw_root() -> Path:
 def lfw_image(name: str, number: int) -> Path:
     """Path of one LFW image, e.g. ``lfw_image("Aaron_Eckhart", 1)``."""
     return LFW_IMAGES / name / f"{name}_{number:04d}.jpg"
+
+
+def first_of_each_fold(pairs_file: Path, per_class: int) -> list[str]:
+    """The header and the first ``per_class`` genuine and impostor lines of each fold of a 10 x 300 pairs file."""
+    lines = pairs_file.read_text().splitlines()
+    kept = [f"10\t{per_class}"]
+    for fold in range(10):
+        block = lines[1 + 600 * fold : 1 + 600 * (fold + 1)]
+        kept += block[:per_class] + block[300 : 300 + per_class]
+    return kept
+
+
+def lfw_slice(lfw_root: Path, folder: Path, per_class: int) -> Path:
+    """A dataset root with a slice of LFW's pairs.txt (:func:`first_of_each_fold`); the images
+    folder is a link to the real one."""
+    folder.mkdir()
+    (folder / "pairs.txt").write_text("\n".join(first_of_each_fold(lfw_root / "pairs.txt", per_class)) + "\n")
+    (folder / "images_deepfunneled").symlink_to(lfw_root / "images_deepfunneled")
+    return folder

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import lfw_slice
 from tests.synthetic import result_table
 from xfv.datasets import read_protocol
 from xfv.models import DEFAULT_MODEL, get_model
@@ -20,23 +21,8 @@ from xfv.store.pair_table import PairQuery, query_pairs
 PER_CLASS = 5  # per fold: 5 genuine + 5 impostor pairs, 100 pairs in all
 
 
-def lfw_slice(lfw_root: Path, folder: Path) -> Path:
-    """A dataset root with the first PER_CLASS genuine and impostor pairs of every LFW fold; the
-    images folder is a link to the real one."""
-    lines = (lfw_root / "pairs.txt").read_text().splitlines()
-    folds, per_class = (int(v) for v in lines[0].split())
-    kept = [f"{folds}\t{PER_CLASS}"]
-    for fold in range(folds):
-        start = 1 + fold * 2 * per_class
-        kept += lines[start : start + PER_CLASS] + lines[start + per_class : start + per_class + PER_CLASS]
-    folder.mkdir()
-    (folder / "pairs.txt").write_text("\n".join(kept) + "\n")
-    (folder / "images_deepfunneled").symlink_to(lfw_root / "images_deepfunneled")
-    return folder
-
-
 def test_lfw_slice_with_the_default_model_matches_evaluate(lfw_root: Path, tmp_path: Path) -> None:
-    root = lfw_slice(lfw_root, tmp_path / "lfw-slice")
+    root = lfw_slice(lfw_root, tmp_path / "lfw-slice", PER_CLASS)
     store = open_store(f"sqlite:///{tmp_path / 'store.sqlite'}")
     report = ingest(store, "lfw", root, "lfw-slice", progress=False)
     assert (report.pairs, report.input_mode) == (10 * 2 * PER_CLASS, "lfw-funneled")

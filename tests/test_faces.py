@@ -86,3 +86,36 @@ def test_aligned_mode_only_resizes() -> None:
     image[:56] = 255
     face = align_face(image, "dlib", 150, "aligned").face
     assert face.shape == (150, 150, 3) and face[10, 10, 0] == 255 and face[140, 10, 0] == 0
+
+
+def test_face_locations_are_cached_by_content(lfw_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A photo's faces are found once: another model (alignment, size) and another copy of the
+    same bytes reuse the location; other content, mode or face choice is located anew."""
+    import shutil
+
+    from xfv.cache import ArrayCache
+    from xfv.faces import align as align_module
+    from xfv.faces import align_photo
+
+    cache = ArrayCache(tmp_path / "arrays.sqlite")
+    calls: list[int] = []
+    detect = align_module.detect_faces
+    monkeypatch.setattr(align_module, "detect_faces", lambda image: calls.append(1) or detect(image))
+    photo = lfw_image("Aaron_Eckhart", 1)
+    first = align_photo(photo, DLIB_SPEC, "lfw-funneled", cache=cache)
+    assert calls == [1]
+    copy = tmp_path / "copy.jpg"
+    shutil.copy(photo, copy)
+    again = align_photo(copy, DLIB_SPEC, "lfw-funneled", cache=cache)
+    arcface = align_photo(photo, ARCFACE_SPEC, "lfw-funneled", cache=cache)
+    assert calls == [1]  # the same bytes elsewhere, and another alignment: no detection
+    assert np.array_equal(first.face, again.face) and again.report is not None
+    assert again.report.to_dict() == first.report.to_dict()  # pose assessed from the cached landmarks
+    uncached = align_module.align_face(load_image(photo), "arcface", 112, "lfw-funneled")  # detects
+    assert np.array_equal(arcface.face, uncached.face) and calls == [1, 1]
+    align_photo(photo, DLIB_SPEC, "detect", cache=cache)
+    align_photo(photo, DLIB_SPEC, "lfw-funneled", face="largest", cache=cache)
+    flipped = tmp_path / "flipped.jpg"
+    Image.fromarray(load_image(photo)[:, ::-1]).save(flipped)
+    align_photo(flipped, DLIB_SPEC, "lfw-funneled", cache=cache)
+    assert calls == [1] * 5

@@ -39,6 +39,7 @@ def clone(tmp_path: Path) -> Path:
     clone = tmp_path / "xfv"
     shutil.copytree(REPO / "scripts", clone / "scripts")
     shutil.copytree(REPO / ".ci", clone / ".ci")
+    shutil.copytree(REPO / "tests" / "tfjs", clone / "tests" / "tfjs")
     return clone
 
 
@@ -49,7 +50,7 @@ def _run(clone: Path, command: list[str], dpkg_installed: bool) -> list[str]:
     calls = clone.parent / "calls.log"
     calls.write_text("")
     _fake(fakes, "id", '#!/bin/sh\n[ "$1" = -u ] && echo 0 || echo "uid=0(root) gid=0(root)"\n')
-    for tool in ("apt-get", "apt"):
+    for tool in ("apt-get", "apt", "npm", "node"):
         _fake(fakes, tool, f'#!/bin/sh\necho "{tool} $*" >> "$CALLS"\n')
     status = "installed" if dpkg_installed else "not-installed"
     _fake(fakes, "dpkg-query", f"#!/bin/sh\nprintf {status}\n")
@@ -65,7 +66,7 @@ def test_run_installs_no_debian_package_and_no_test_extras(clone: Path) -> None:
     calls = _run(clone, ["scripts/run"], dpkg_installed=False)
     assert not [call for call in calls if call.startswith("apt")], calls
     assert "python -m pip install -q -e .[web]" in calls
-    assert not [call for call in calls if "[all]" in call or "[test" in call], calls
+    assert not [call for call in calls if "[all]" in call or "[test" in call or call.startswith("npm")], calls
     assert calls[-1].startswith("xfv evaluate --protocol lfw")
 
 
@@ -74,6 +75,10 @@ def test_test_setup_installs_the_debian_packages_and_test_extras(clone: Path) ->
     installs = [call for call in calls if call.startswith("apt-get install")]
     assert installs and installs[0].endswith("chromium chromium-driver postgresql"), calls
     assert "python -m pip install -q -e .[all]" in calls
+    assert "npm ci --silent --no-audit --no-fund" in calls  # the TF.js reference runtime, from the lock file
+    assert (clone / ".venv" / "tfjs" / "package-lock.json").read_bytes() == (
+        clone / "tests" / "tfjs" / "package-lock.json"
+    ).read_bytes()
     assert "ruff check src tests bench" in calls and "ruff format --check src tests bench" in calls, calls
     assert "mypy " in calls, calls
     assert calls.index("mypy ") < calls.index("python -m pytest -q") == len(calls) - 1, calls

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import LFW_IMAGES, LFW_ROOT, SHARED
+from tests.conftest import LFW_IMAGES, LFW_ROOT, SHARED, first_of_each_fold, lfw_slice
 from xfv.cache import content_hash
 from xfv.datasets import read_protocol, xqlfw_synth
 from xfv.errors import DatasetError, XfvError
@@ -28,16 +28,6 @@ XQLFW_PAIRS = SHARED / "data" / "xqlfw" / "xqlfw_pairs.txt"
 
 def xfv(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "xfv.cli", *args], capture_output=True, text=True, timeout=1200)
-
-
-def first_of_each_fold(pairs_file: Path, per_class: int) -> list[str]:
-    """The header and the first ``per_class`` genuine and impostor lines of each fold of a 10 x 300 pairs file."""
-    lines = pairs_file.read_text().splitlines()
-    kept = [f"10\t{per_class}"]
-    for fold in range(10):
-        block = lines[1 + 600 * fold : 1 + 600 * (fold + 1)]
-        kept += block[:per_class] + block[300 : 300 + per_class]
-    return kept
 
 
 def slice_pairs(path: Path, per_class: int) -> Path:
@@ -282,18 +272,10 @@ def test_ingest_stores_each_images_quality_and_the_pages_show_it(small_tree: Pat
 # --- evaluation and the cross-dataset calibration report ------------------------------------------
 
 
-def lfw_slice(root: Path, per_class: int) -> Path:
-    """An LFW root with a slice of the real pairs.txt (:func:`first_of_each_fold`) and LFW's images."""
-    root.mkdir()
-    (root / "pairs.txt").write_text("\n".join(first_of_each_fold(LFW_ROOT / "pairs.txt", per_class)) + "\n")
-    (root / "images_deepfunneled").symlink_to(LFW_IMAGES)
-    return root
-
-
 def test_evaluation_and_calibration_report_fold_wise_and_fitted_on_lfw(real_data: None, tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     make_xqlfw_synth(LFW_ROOT, slice_pairs(tmp_path / "pairs.txt", per_class=10), tree, progress=False)
-    lfw = lfw_slice(tmp_path / "lfw", per_class=10)
+    lfw = lfw_slice(LFW_ROOT, tmp_path / "lfw", per_class=10)
 
     evaluated = xfv("evaluate", "--protocol", "xqlfw", "--root", str(tree), "--json")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]

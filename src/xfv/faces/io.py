@@ -16,16 +16,20 @@ MAX_PIXELS = 40_000_000
 
 def load_image(path: Path | str) -> np.ndarray:
     """Read an image file as uint8 RGB (h, w, 3); a clear ``ImageError`` names the file and problem."""
+    return decode_image(read_image_file(path), str(path))
+
+
+def read_image_file(path: Path | str) -> bytes:
+    """An image file's bytes, undecoded; a clear ``ImageError`` for a missing or unreadable file."""
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{path}: file not found")
     if not path.is_file():
         raise ImageError(f"{path}: not a file")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ImageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    return decode_image(data, str(path))
 
 
 def decode_image(

@@ -1,8 +1,10 @@
 """Embedding backends behind one interface, and the registry that names them.
 
 ``get_model(name)`` accepts a built-in name (``dlib``, ``dlib-native``; ``dlib-int8``, the
-int8-quantised ``dlib``, as an explicit reduced-precision option), the name of a JSON
-model spec in ``$XFV_HOME/models/``, or a path to a ``.json`` model spec or an ``.onnx`` file.
+int8-quantised ``dlib``, as an explicit reduced-precision option), the name of a model from the
+npm registry once installed (``faceres``, ``mobileface``: :mod:`~xfv.models.npm_models`), the
+name of a JSON model spec in ``$XFV_HOME/models/``, or a path to a ``.json`` model spec or an
+``.onnx`` file.
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ class BuiltinModel:
     #: Listed among the models to choose from (``xfv models``, the upload page); False for options
     #: asked for by name only, such as reduced precision.
     listed: bool = True
+    #: The model this one is another implementation of (a reference backend): left out where
+    #: models are compared (``--model all``).
+    implements: str = ""
 
     def load(self) -> FaceModel:
         return self.backend(self.spec(self.name, self.description))
@@ -103,7 +108,12 @@ BUILTIN: dict[str, BuiltinModel] = {
     model.name: model
     for model in (
         BuiltinModel("dlib", "dlib's ResNet face descriptor converted to ONNX, on ONNX Runtime", _dlib_onnx),
-        BuiltinModel("dlib-native", "dlib's ResNet face descriptor run by dlib itself (reference)", _dlib_native),
+        BuiltinModel(
+            "dlib-native",
+            "dlib's ResNet face descriptor run by dlib itself (reference)",
+            _dlib_native,
+            implements="dlib",
+        ),
         BuiltinModel(
             "dlib-int8",
             "dlib's ResNet on ONNX Runtime with int8 weights and activations (reduced precision)",
@@ -128,8 +138,12 @@ def _user_spec_paths() -> dict[str, Path]:
 @cache
 def get_model(name: str = DEFAULT_MODEL) -> FaceModel:
     """Load a model by name or spec path (loaded once per process)."""
+    from xfv.models import npm_models
+
     if name in BUILTIN:
         return BUILTIN[name].load()
+    if name in npm_models.CATALOGUE:
+        return npm_models.load(name)
     user_specs = _user_spec_paths()
     if name in user_specs:
         return OnnxModel(OnnxModelSpec.from_json(user_specs[name]))
@@ -138,22 +152,39 @@ def get_model(name: str = DEFAULT_MODEL) -> FaceModel:
         return OnnxModel(OnnxModelSpec.from_json(path))
     if path.suffix == ".onnx":
         return OnnxModel(OnnxModelSpec(path=path.resolve()))
-    known = ", ".join([*BUILTIN, *user_specs])
+    known = ", ".join([*BUILTIN, *npm_models.CATALOGUE, *user_specs])
     raise ModelError(f"unknown model {name!r}: use one of {known}, or a path to a .json model spec or .onnx file")
 
 
+#: The ``--model`` value that means every model to compare (see :func:`compared_model_names`).
+ALL_MODELS = "all"
+
+
+def compared_model_names() -> list[str]:
+    """The models ``--model all`` compares: listed built-in ones (not a second implementation of
+    another), the installed npm ones and the user's registered specs."""
+    from xfv.models.npm_models import installed_models
+
+    builtin = [name for name in listed_models() if not BUILTIN[name].implements]
+    return [*builtin, *installed_models(), *_user_spec_paths()]
+
+
 def available_models() -> list[ModelSpec]:
-    """Specs of the built-in models and of the user's registered ONNX models."""
-    specs = [get_model(name).spec for name in listed_models()]
-    for path in _user_spec_paths().values():
+    """Specs of the listed built-in models, the installed npm models and the user's registered
+    ONNX models (one that cannot be loaded is listed with the reason as its description)."""
+    from xfv.models.npm_models import installed_models
+
+    def spec_of(name: str) -> ModelSpec:
         try:
-            specs.append(get_model(path.stem).spec)
+            return get_model(name).spec
         except ModelError as exc:
-            specs.append(ModelSpec(name=path.stem, input_size=0, embedding_size=0, alignment="?", description=str(exc)))
-    return specs
+            return ModelSpec(name=name, input_size=0, embedding_size=0, alignment="?", description=str(exc))
+
+    return [spec_of(name) for name in [*listed_models(), *installed_models(), *_user_spec_paths()]]
 
 
 __all__ = [
+    "ALL_MODELS",
     "BUILTIN",
     "DEFAULT_MODEL",
     "BuiltinModel",
@@ -161,6 +192,7 @@ __all__ = [
     "ModelSpec",
     "available_models",
     "calibration_fields",
+    "compared_model_names",
     "get_model",
     "listed_models",
     "shipped_calibration",

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 #: Alignments a model may ask for (see :mod:`xfv.faces.align`).
-ALIGNMENTS = ("dlib", "arcface")
+ALIGNMENTS = ("dlib", "arcface", "arcface-loose")
 
 ProgressCallback = Callable[[int], None]
 
@@ -24,8 +24,8 @@ ProgressCallback = Callable[[int], None]
 class ModelSpec:
     """What a model is and what it expects.
 
-    ``alignment`` is ``"dlib"`` (dlib's 5-point face chip, padding 0.25) or ``"arcface"`` (the
-    usual ArcFace 5-point template). ``default_threshold`` is a cosine-distance threshold, and
+    ``alignment`` is ``"dlib"`` (dlib's 5-point face chip, padding 0.25), ``"arcface"`` (the
+    usual ArcFace 5-point template) or ``"arcface-loose"`` (that template zoomed out to 0.85). ``default_threshold`` is a cosine-distance threshold, and
     ``threshold_source`` says where it came from. ``calibration`` is a saved calibrator (see
     :mod:`xfv.method.calibration`) fitted on a validation set, so a new pair gets a C-Score.
     """

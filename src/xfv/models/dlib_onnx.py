@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from xfv.config import get_settings
 from xfv.errors import ModelError
@@ -38,8 +37,9 @@ from xfv.models.dlib_dat import (
     read_dlib_net,
 )
 from xfv.models.incremental import IncrementalRunner
+from xfv.models.onnx_graph import GraphBuilder
 from xfv.models.onnx_model import OnnxModel, OnnxModelSpec, session_from_bytes
-from xfv.models.weights import file_sha256, resnet_descriptor_path
+from xfv.models.weights import file_sha256, resnet_descriptor_path, write_atomically
 
 #: Bump when the converter's output changes, so cached conversions are rebuilt.
 CONVERTER_VERSION = 2
@@ -50,22 +50,6 @@ OUTPUT_NAME = "embedding"
 PRECISIONS = ("fp32", "int8")
 #: Bump when the int8 quantisation recipe changes, so cached quantised models are rebuilt.
 QUANTISATION_VERSION = 1
-
-
-class _GraphBuilder:
-    """Accumulates ONNX nodes and initializers (node outputs are named after the nodes)."""
-
-    def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-
-    def constant(self, name: str, value: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    def node(self, op: str, inputs: list[str], name: str, **attributes: Any) -> str:
-        self.nodes.append(helper.make_node(op, inputs, [name], name=name, **attributes))
-        return name
 
 
 def _fold_affine(weights: np.ndarray, bias: np.ndarray, affine: Affine) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +69,7 @@ def _fold_input(weights: np.ndarray, bias: np.ndarray, layer: InputRGB) -> tuple
     return scaled, bias - (scaled * mean[None, :, None, None]).sum(axis=(1, 2, 3))
 
 
-def _zero_pad_to(graph: _GraphBuilder, tensor: str, shape: Shape, target: Shape, name: str) -> str:
+def _zero_pad_to(graph: GraphBuilder, tensor: str, shape: Shape, target: Shape, name: str) -> str:
     """Extend channels, rows and columns at their ends with zeros, as dlib's add_prev does.
 
     Extra channels alone come from a 1x1 convolution with identity weights (exact, and unlike
@@ -100,7 +84,7 @@ def _zero_pad_to(graph: _GraphBuilder, tensor: str, shape: Shape, target: Shape,
     return graph.node("Pad", [tensor, graph.constant(f"{name}_pads", pads)], name, mode="constant")
 
 
-def _pool(graph: _GraphBuilder, layer: MaxPool | AvgPool, tensor: str, shape: Shape, name: str) -> str:
+def _pool(graph: GraphBuilder, layer: MaxPool | AvgPool, tensor: str, shape: Shape, name: str) -> str:
     """dlib pooling: windows clipped to the image, so padding never counts (floor output size)."""
     op = "MaxPool" if isinstance(layer, MaxPool) else "AveragePool"
     if layer.window == (0, 0) and layer.stride == (1, 1) and layer.padding == (0, 0):
@@ -113,7 +97,7 @@ def _pool(graph: _GraphBuilder, layer: MaxPool | AvgPool, tensor: str, shape: Sh
 
 def to_onnx(net: DlibNet) -> onnx.ModelProto:
     """An ONNX graph computing what dlib computes for ``net``, for any batch size."""
-    graph = _GraphBuilder()
+    graph = GraphBuilder()
     layers = net.layers
     shapes = net.shapes()
     tags: dict[int, tuple[str, Shape]] = {}
@@ -209,20 +193,7 @@ def converted_model_path(dat_path: Path | None = None) -> Path:
     if target.is_file():
         return target
     model = to_onnx(read_dlib_net(dat_path))
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{target.stem}-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(model.SerializeToString())
-            os.chmod(temp, 0o644)  # mkstemp makes it private; the cache is readable like other files
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise ModelError(f"{folder}: cannot write the converted dlib model ({exc.strerror})") from None
-    return target
+    return write_atomically(target, model.SerializeToString(), "the converted dlib model")
 
 
 def quantized_model_path(dat_path: Path | None = None) -> Path:

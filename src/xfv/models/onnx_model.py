@@ -2,11 +2,14 @@
 
 The spec says how the model wants its input (side, layout, colour order, normalisation) and
 which face alignment it expects; the defaults are the usual ArcFace convention: 112x112 RGB,
-NCHW, ``(pixel - 127.5) / 127.5``, ArcFace 5-point alignment.
+NCHW, ``(pixel - 127.5) / 127.5``, ArcFace 5-point alignment. A spec may name a TF.js graph
+model (``tfjs``: its ``model.json``, and ``output``: the node to embed with) instead of an ONNX
+file; xfv converts it once into the model cache (:mod:`~xfv.models.tfjs_onnx`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +55,11 @@ class OnnxModelSpec:
         if problems:
             raise ModelError(f"model spec for {self.path}: " + "; ".join(problems))
 
+    def preprocessing_key(self) -> str:
+        """Everything that turns a face into the model's input, for cache keys."""
+        numbers = ",".join(f"{v:g}" for v in (*self.mean, *self.std))
+        return f"{self.alignment}{self.input_size}:{self.layout}:{self.colour}:{numbers}"
+
     @classmethod
     def from_json(cls, spec_path: Path) -> OnnxModelSpec:
         """Read a JSON spec; its ``onnx`` and ``calibration`` entries are paths relative to the spec
@@ -62,10 +70,17 @@ class OnnxModelSpec:
             raise ModelError(f"{spec_path}: model spec not found") from None
         except (OSError, ValueError) as exc:
             raise ModelError(f"{spec_path}: not a readable JSON model spec ({exc})") from None
-        if not isinstance(data, dict) or "onnx" not in data:
-            raise ModelError(f"{spec_path}: a model spec needs an 'onnx' entry with the model's path")
+        if not isinstance(data, dict) or ("onnx" in data) == ("tfjs" in data):
+            raise ModelError(
+                f"{spec_path}: a model spec needs an 'onnx' entry with the model's path, or a 'tfjs' entry "
+                "with a TF.js graph model's model.json"
+            )
         known = {"name", "input_size", "layout", "colour", "mean", "std", "alignment", "threshold", "description"}
-        unknown = set(data) - known - {"onnx", "calibration"}
+        unknown = set(data) - known - {"onnx", "tfjs", "output", "calibration"}
+        if "tfjs" in data and "layout" in data:
+            raise ModelError(f"{spec_path}: 'layout' does not apply to a TF.js model (xfv's conversion takes NCHW)")
+        if "onnx" in data and "output" in data:
+            unknown.add("output (TF.js models only)")
         if unknown:
             raise ModelError(f"{spec_path}: unknown model spec keys: {', '.join(sorted(unknown))}")
         options = {key: data[key] for key in known if key in data}
@@ -74,7 +89,20 @@ class OnnxModelSpec:
                 options[key] = tuple(float(v) for v in options[key])
         if "calibration" in data:
             options["calibration"] = _read_calibration(Path(spec_path).parent / data["calibration"], spec_path)
-        return cls(path=(Path(spec_path).parent / data["onnx"]).resolve(), **options)
+        folder = Path(spec_path).parent
+        if "tfjs" in data:
+            from xfv.models.tfjs_onnx import converted_tfjs_path
+
+            tfjs = (folder / data["tfjs"]).resolve()
+            options.setdefault("name", tfjs.stem)
+            return cls(path=converted_tfjs_path(tfjs, data.get("output")), layout="NCHW", **options)
+        return cls(path=(folder / data["onnx"]).resolve(), **options)
+
+
+def _weights_hash(file_hash: str, onnx_spec: OnnxModelSpec) -> str:
+    """The model file's hash and its preprocessing in one short hash: embeddings of the same file
+    fed differently are different embeddings (in the caches and the store)."""
+    return hashlib.sha256(f"{file_hash}:{onnx_spec.preprocessing_key()}".encode()).hexdigest()[:16]
 
 
 def _read_calibration(path: Path, spec_path: Path) -> dict[str, Any]:
@@ -161,7 +189,7 @@ class OnnxModel(FaceModel):
             embedding_size=self._probe_embedding_size(),
             alignment=onnx_spec.alignment,
             description=onnx_spec.description or f"ONNX model {Path(onnx_spec.path).name}",
-            weights_hash=file_sha256(Path(onnx_spec.path))[:16],
+            weights_hash=_weights_hash(file_sha256(Path(onnx_spec.path)), onnx_spec),
             **fields,
         )
 

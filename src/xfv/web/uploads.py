@@ -31,6 +31,7 @@ from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import OcclusionSettings
 from xfv.method.xmaps import check_methods
 from xfv.models import FaceModel, get_model, listed_models
+from xfv.models.npm_models import installed_models
 from xfv.pipeline.explain import explain_pair
 from xfv.pipeline.verify import confidence_of, model_calibrator, resolve_threshold, verify_faces
 from xfv.store import Store
@@ -216,8 +217,8 @@ class Uploads:
 
     @staticmethod
     def allowed_models(session: Session) -> list[str]:
-        """Models a visitor may choose: the built-in ones and those with stored results (never a path)."""
-        return list(dict.fromkeys([*listed_models(), *model_names(session)]))
+        """Models a visitor may choose: the built-in and installed ones and those with stored results (never a path)."""
+        return list(dict.fromkeys([*listed_models(), *installed_models(), *model_names(session)]))
 
     def _model(self, session: Session, name: str) -> FaceModel:
         allowed = self.allowed_models(session)
