@@ -24,7 +24,7 @@ import numpy as np
 
 from xfv.method.occlusion import OcclusionPlan, OcclusionSettings
 from xfv.models import get_model
-from xfv.pipeline.explain import OCCLUSION_CHUNK
+from xfv.pipeline.explain import OCCLUSION_CHUNK, OcclusionEngine
 
 LFW = Path(__file__).resolve().parents[2] / "shared/data/lfw"
 FACE = "Aaron_Peirsol/Aaron_Peirsol_0001.jpg"
@@ -63,7 +63,8 @@ def measure(rounds: int) -> dict:
     face, source = _face(model)
     plan = OcclusionPlan(OcclusionSettings(), model.spec.input_size)
     model.embed(face[None])
-    model.embed_changed(face, face[None], np.array([[0, 1, 0, 1]]))  # warm-up: sessions and clean activations
+    OcclusionEngine(model).warm_up()  # every session either path uses is built before timing
+    model.embed_changed(face, face[None], np.array([[0, 1, 0, 1]]))  # the face's clean activations
     per_pass = model_flops()
     per_size = {}
     for patch_size, segment in plan.segments.items():
@@ -74,7 +75,7 @@ def measure(rounds: int) -> dict:
             seconds["full"].append(t_full)
             seconds["incremental"].append(t_fast)
         boxes = plan.boxes(segment.start, segment.stop)
-        flops = _flops(runner, boxes, per_pass)
+        flops = _flops(runner, boxes, per_pass, model.changed_batch_size)
         per_size[patch_size] = {
             "occlusions": len(segment),
             "max_abs_difference": float(np.abs(full - fast).max()),
@@ -82,7 +83,9 @@ def measure(rounds: int) -> dict:
             "incremental_seconds": round(min(seconds["incremental"]), 3),
             "speedup": round(min(seconds["full"]) / min(seconds["incremental"]), 3),
             **flops,
-            "study": {str(f): _study(runner, boxes, f, per_pass) for f in FRACTIONS},
+            "exact_regions_gflops": _flops(runner, boxes, per_pass, 1)["incremental_gflops"],
+            "study": {str(f): _study(runner, boxes, f, per_pass, model.changed_batch_size) for f in FRACTIONS},
+            "per_unit": _per_unit(runner, boxes, model.changed_batch_size),
         }
     total_full = sum(v["full_seconds"] for v in per_size.values())
     total_fast = sum(v["incremental_seconds"] for v in per_size.values())
@@ -94,6 +97,7 @@ def measure(rounds: int) -> dict:
         "occlusions": len(plan),
         "rounds": rounds,
         "switch_fraction": runner.switch_fraction,
+        "batch_size": model.changed_batch_size,
         "max_abs_difference": max(v["max_abs_difference"] for v in per_size.values()),
         "full_seconds": round(total_full, 3),
         "incremental_seconds": round(total_fast, 3),
@@ -114,24 +118,55 @@ def model_flops() -> float:
     return float(read_dlib_net(resnet_descriptor_path()).flops())
 
 
-def _flops(runner, boxes: np.ndarray, per_pass: float) -> dict:
-    """GFLOPs of all these occlusions in full and incrementally (regions sized per batch, as run)."""
+def _batches(boxes: np.ndarray, size: int) -> list[np.ndarray]:
+    return [boxes[start : start + size] for start in range(0, len(boxes), size)]
+
+
+def _flops(runner, boxes: np.ndarray, per_pass: float, batch_size: int) -> dict:
+    """GFLOPs of all these occlusions in full and incrementally, regions sized per batch of
+    ``batch_size`` (as run; 1: each occlusion's own region, the exact bound)."""
     saved = 0.0
-    for start in range(0, len(boxes), 32):
-        incremental, full = runner.flops(boxes[start : start + 32])
-        saved += (full - incremental) * len(boxes[start : start + 32])
+    for batch in _batches(boxes, batch_size):
+        incremental, full = runner.flops(batch)
+        saved += (full - incremental) * len(batch)
     total = per_pass * len(boxes)
     return {"full_gflops": round(total / 1e9, 3), "incremental_gflops": round((total - saved) / 1e9, 3)}
 
 
-def _study(runner, boxes: np.ndarray, fraction: float, per_pass: float) -> dict:
+def _per_unit(runner, boxes: np.ndarray, batch_size: int) -> list[dict]:
+    """Where it pays: per unit, its output, the mean share of it recomputed (1 where it runs in
+    full, from the switch point on), and its MFLOPs per occlusion in full and as run."""
+    shares = np.zeros(len(runner.units))
+    for batch in _batches(boxes, batch_size):
+        regions = runner.regions(batch)
+        switch = runner.switch_point(regions)
+        for index, (unit, (_, size)) in enumerate(zip(runner.units, regions)):
+            _, rows, cols = runner.shapes[unit.output]
+            shares[index] += (size[0] * size[1] / (rows * cols) if index < switch else 1.0) * len(batch)
+    shares /= len(boxes)
+    out = []
+    for unit, share in zip(runner.units, shares):
+        channels, rows, cols = runner.shapes[unit.output]
+        full = unit.flops_per_position * rows * cols / 1e6
+        out.append(
+            {
+                "op": unit.nodes[0].op_type,
+                "output": [channels, rows, cols],
+                "recomputed_share": round(float(share), 3),
+                "full_mflops": round(full, 2),
+                "incremental_mflops": round(full * float(share), 2),
+            }
+        )
+    return out
+
+
+def _study(runner, boxes: np.ndarray, fraction: float, per_pass: float, batch_size: int) -> dict:
     """With regions up to ``fraction`` of a layer done incrementally: the switch unit and the FLOPs ratio."""
     old = runner.switch_fraction
     runner.switch_fraction = fraction
     try:
         switches, ratios = [], []
-        for start in range(0, len(boxes), 32):
-            batch = boxes[start : start + 32]
+        for batch in _batches(boxes, batch_size):
             regions = runner.regions(batch)
             switch = runner.switch_point(regions)
             incremental, full = runner.flops(batch, switch)

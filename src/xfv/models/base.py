@@ -56,6 +56,8 @@ class FaceModel(ABC):
     spec: ModelSpec
     #: How many faces one call of :meth:`embed_batch` should take for good throughput.
     batch_size: int = 32
+    #: How many changed copies of a face one call of :meth:`embed_changed_batch` should take.
+    changed_batch_size: int = 32
 
     @abstractmethod
     def embed_batch(self, faces: np.ndarray) -> np.ndarray:
@@ -66,6 +68,10 @@ class FaceModel(ABC):
         y0, y1, x0, x1, ends exclusive). Backends that can reuse the unchanged parts (incremental
         inference) override this; by default every face is embedded in full."""
         return self.embed_batch(faces)
+
+    def prepare_changed(self, boxes: np.ndarray) -> None:  # noqa: B027 (optional hook, not abstract)
+        """Get ready for a batch of changed copies within ``boxes`` (build what the first call would
+        build), so a warm process's first explanation costs only its passes; nothing to do by default."""
 
     def embed(self, faces: np.ndarray, progress: ProgressCallback | None = None) -> np.ndarray:
         """Embed any number of faces in batches of :attr:`batch_size`, reporting progress."""
@@ -80,7 +86,12 @@ class FaceModel(ABC):
             raise ValueError(f"expected one box (y0, y1, x0, x1) per face, got shape {boxes.shape}")
         face = self._check_faces(np.asarray(face)[None])[0]
         faces = self._check_faces(faces)
-        return self._batched(faces, lambda batch, rows: self.embed_changed_batch(face, batch, boxes[rows]), progress)
+        return self._batched(
+            faces,
+            lambda batch, rows: self.embed_changed_batch(face, batch, boxes[rows]),
+            progress,
+            self.changed_batch_size,
+        )
 
     def _check_faces(self, faces: np.ndarray) -> np.ndarray:
         faces = np.asarray(faces)
@@ -92,12 +103,17 @@ class FaceModel(ABC):
         return faces
 
     def _batched(
-        self, faces: np.ndarray, embed: Callable[[np.ndarray, slice], np.ndarray], progress: ProgressCallback | None
+        self,
+        faces: np.ndarray,
+        embed: Callable[[np.ndarray, slice], np.ndarray],
+        progress: ProgressCallback | None,
+        batch_size: int | None = None,
     ) -> np.ndarray:
-        """``embed(batch, rows)`` over batches of :attr:`batch_size` rows, into one array."""
+        """``embed(batch, rows)`` over batches of ``batch_size`` (default :attr:`batch_size`) rows, into one array."""
+        size = batch_size or self.batch_size
         out = np.empty((len(faces), self.spec.embedding_size), dtype=np.float32)
-        for start in range(0, len(faces), self.batch_size):
-            rows = slice(start, min(start + self.batch_size, len(faces)))
+        for start in range(0, len(faces), size):
+            rows = slice(start, min(start + size, len(faces)))
             out[rows] = embed(faces[rows], rows)
             if progress is not None:
                 progress(rows.stop - rows.start)

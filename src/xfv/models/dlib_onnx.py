@@ -267,7 +267,14 @@ class DlibOnnxModel(FaceModel):
             )
         return self._runner
 
+    def _incremental(self) -> bool:
+        return self.precision == "fp32" and get_settings().incremental_occlusion
+
     def embed_changed_batch(self, face: np.ndarray, faces: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        if self.precision != "fp32" or not get_settings().incremental_occlusion:
+        if not self._incremental():
             return self.embed_batch(faces)
         return self.incremental_runner().embed(face, faces, boxes)
+
+    def prepare_changed(self, boxes: np.ndarray) -> None:
+        if self._incremental():
+            self.incremental_runner().prepare(boxes)

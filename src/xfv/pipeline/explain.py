@@ -101,6 +101,17 @@ class OcclusionEngine:
             )
             self.forward_passes += stop - start
 
+    def warm_up(self) -> None:
+        """Build everything the batches of :meth:`compute_level` need (sessions of incremental
+        inference), so the first explanation of a warm process costs only its passes."""
+        size = self.model.changed_batch_size
+        for patch_size in self.level_order:
+            segment = self.plan.segments[patch_size]
+            for chunk in range(segment.start, segment.stop, OCCLUSION_CHUNK):
+                stop = min(chunk + OCCLUSION_CHUNK, segment.stop)
+                for start in range(chunk, stop, size):
+                    self.model.prepare_changed(self.plan.boxes(start, min(start + size, stop)))
+
     def store(self, face: np.ndarray, rows: np.ndarray) -> OcclusionEmbeddings:
         """Cache a face's complete rows (see :meth:`new_rows`) and return them as embeddings."""
         self.cache.put(self.cache_key(face), rows)
