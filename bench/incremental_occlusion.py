@@ -7,7 +7,7 @@ the largest embedding difference (must be <= 1e-4), the seconds and the speed-up
 the FLOPs both do; and a study of where incremental inference pays: the FLOPs saved per patch
 size for each switch point (the share of a layer above which the rest runs in full).
 
-    python bench/incremental_occlusion.py [--rounds 2] [--json]
+    python bench/incremental_occlusion.py [--rounds 5] [--json]
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def measure(rounds: int) -> dict:
         "rounds": rounds,
         "switch_fraction": runner.switch_fraction,
         "batch_size": model.changed_batch_size,
+        "worker_threads": runner.workers,
         "max_abs_difference": max(v["max_abs_difference"] for v in per_size.values()),
         "full_seconds": round(total_full, 3),
         "incremental_seconds": round(total_fast, 3),
@@ -118,15 +119,17 @@ def model_flops() -> float:
     return float(read_dlib_net(resnet_descriptor_path()).flops())
 
 
-def _batches(boxes: np.ndarray, size: int) -> list[np.ndarray]:
-    return [boxes[start : start + size] for start in range(0, len(boxes), size)]
+def _batches(runner, boxes: np.ndarray, size: int) -> list[np.ndarray]:
+    """The boxes of each part of each batch of ``size``, as the runner's worker threads take them."""
+    batches = [boxes[start : start + size] for start in range(0, len(boxes), size)]
+    return [batch[part] for batch in batches for part in runner.parts(len(batch))]
 
 
 def _flops(runner, boxes: np.ndarray, per_pass: float, batch_size: int) -> dict:
     """GFLOPs of all these occlusions in full and incrementally, regions sized per batch of
     ``batch_size`` (as run; 1: each occlusion's own region, the exact bound)."""
     saved = 0.0
-    for batch in _batches(boxes, batch_size):
+    for batch in _batches(runner, boxes, batch_size):
         incremental, full = runner.flops(batch)
         saved += (full - incremental) * len(batch)
     total = per_pass * len(boxes)
@@ -137,7 +140,7 @@ def _per_unit(runner, boxes: np.ndarray, batch_size: int) -> list[dict]:
     """Where it pays: per unit, its output, the mean share of it recomputed (1 where it runs in
     full, from the switch point on), and its MFLOPs per occlusion in full and as run."""
     shares = np.zeros(len(runner.units))
-    for batch in _batches(boxes, batch_size):
+    for batch in _batches(runner, boxes, batch_size):
         regions = runner.regions(batch)
         switch = runner.switch_point(regions)
         for index, (unit, (_, size)) in enumerate(zip(runner.units, regions)):
@@ -166,7 +169,7 @@ def _study(runner, boxes: np.ndarray, fraction: float, per_pass: float, batch_si
     runner.switch_fraction = fraction
     try:
         switches, ratios = [], []
-        for batch in _batches(boxes, batch_size):
+        for batch in _batches(runner, boxes, batch_size):
             regions = runner.regions(batch)
             switch = runner.switch_point(regions)
             incremental, full = runner.flops(batch, switch)
@@ -179,7 +182,7 @@ def _study(runner, boxes: np.ndarray, fraction: float, per_pass: float, batch_si
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the fastest of each is reported")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; the fastest of each is reported")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     result = measure(args.rounds)

@@ -34,8 +34,10 @@ from onnx.utils import Extractor
 SPATIAL_OPS = ("Conv", "MaxPool", "AveragePool")
 UNARY_OPS = ("Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Identity")
 CONSTANT_OPS = ("Add", "Sub", "Mul", "Div", "PRelu", "BatchNormalization")
-#: Regions covering more than this share of a unit's output switch to full passes from there.
-DEFAULT_SWITCH_FRACTION = 0.85
+#: Regions covering more than this share of a unit's output switch to full passes from there. A
+#: cropped convolution costs about twice a full layer's time per FLOP (ONNX Runtime's layout
+#: reorders and smaller kernels, and the windows), so beyond half a layer recomputing loses.
+DEFAULT_SWITCH_FRACTION = 0.5
 
 #: Per sample (n, 2) first row/column and (2,) rows/columns of one tensor's changed region.
 Region = tuple[np.ndarray, tuple[int, int]]
@@ -245,7 +247,7 @@ class IncrementalRunner:
         boxes = np.asarray(boxes, dtype=np.int64)
         for unit in self.units:
             self._unit_session(unit)
-        for part in self._parts(len(boxes)):
+        for part in self.parts(len(boxes)):
             self._suffix_session(self.switch_point(self.regions(boxes[part])))
         self._clean_runner()
 
@@ -334,13 +336,13 @@ class IncrementalRunner:
         inside ``boxes`` (n, 4: y0, y1, x0, x1, end exclusive); equal to full passes up to rounding."""
         clean, padded = self._clean_values(face)
         boxes = np.asarray(boxes, dtype=np.int64)
-        parts = self._parts(len(boxes))
+        parts = self.parts(len(boxes))
         if self._pool is None or len(parts) == 1:
             return self._embed_part(clean, padded, occluded, boxes)
         futures = [self._pool.submit(self._embed_part, clean, padded, occluded[p], boxes[p]) for p in parts]
         return np.concatenate([f.result() for f in futures])
 
-    def _parts(self, count: int) -> list[np.ndarray]:
+    def parts(self, count: int) -> list[np.ndarray]:
         """How a batch is split among the worker threads: in contiguous parts, one per worker."""
         return np.array_split(np.arange(count), self.workers if count >= 2 * self.workers else 1)
 
