@@ -75,7 +75,7 @@ def measure(rounds: int) -> dict:
             seconds["full"].append(t_full)
             seconds["incremental"].append(t_fast)
         boxes = plan.boxes(segment.start, segment.stop)
-        flops = _flops(runner, boxes, per_pass, model.changed_batch_size)
+        flops = _flops(runner, _batches(model, boxes), per_pass)
         per_size[patch_size] = {
             "occlusions": len(segment),
             "max_abs_difference": float(np.abs(full - fast).max()),
@@ -83,9 +83,9 @@ def measure(rounds: int) -> dict:
             "incremental_seconds": round(min(seconds["incremental"]), 3),
             "speedup": round(min(seconds["full"]) / min(seconds["incremental"]), 3),
             **flops,
-            "exact_regions_gflops": _flops(runner, boxes, per_pass, 1)["incremental_gflops"],
-            "study": {str(f): _study(runner, boxes, f, per_pass, model.changed_batch_size) for f in FRACTIONS},
-            "per_unit": _per_unit(runner, boxes, model.changed_batch_size),
+            "exact_regions_gflops": _flops(runner, _batches(model, boxes, exact=True), per_pass)["incremental_gflops"],
+            "study": {str(f): _study(runner, _batches(model, boxes), f, per_pass) for f in FRACTIONS},
+            "per_unit": _per_unit(runner, _batches(model, boxes)),
         }
     total_full = sum(v["full_seconds"] for v in per_size.values())
     total_fast = sum(v["incremental_seconds"] for v in per_size.values())
@@ -119,34 +119,37 @@ def model_flops() -> float:
     return float(read_dlib_net(resnet_descriptor_path()).flops())
 
 
-def _batches(runner, boxes: np.ndarray, size: int) -> list[np.ndarray]:
-    """The boxes of each part of each batch of ``size``, as the runner's worker threads take them."""
-    batches = [boxes[start : start + size] for start in range(0, len(boxes), size)]
+def _batches(model, boxes: np.ndarray, exact: bool = False) -> list[np.ndarray]:
+    """The boxes of each part of each batch, as the runner's worker threads take them (``exact``:
+    each occlusion alone, with its own region: the bound of exact incremental inference)."""
+    if exact:
+        return [boxes[i : i + 1] for i in range(len(boxes))]
+    runner = model.incremental_runner()
+    batches = [boxes[rows] for rows in model.changed_batches(len(boxes))]
     return [batch[part] for batch in batches for part in runner.parts(len(batch))]
 
 
-def _flops(runner, boxes: np.ndarray, per_pass: float, batch_size: int) -> dict:
-    """GFLOPs of all these occlusions in full and incrementally, regions sized per batch of
-    ``batch_size`` (as run; 1: each occlusion's own region, the exact bound)."""
+def _flops(runner, batches: list[np.ndarray], per_pass: float) -> dict:
+    """GFLOPs of these batches of occlusions in full and incrementally, regions sized per batch."""
     saved = 0.0
-    for batch in _batches(runner, boxes, batch_size):
+    for batch in batches:
         incremental, full = runner.flops(batch)
         saved += (full - incremental) * len(batch)
-    total = per_pass * len(boxes)
+    total = per_pass * sum(len(batch) for batch in batches)
     return {"full_gflops": round(total / 1e9, 3), "incremental_gflops": round((total - saved) / 1e9, 3)}
 
 
-def _per_unit(runner, boxes: np.ndarray, batch_size: int) -> list[dict]:
+def _per_unit(runner, batches: list[np.ndarray]) -> list[dict]:
     """Where it pays: per unit, its output, the mean share of it recomputed (1 where it runs in
     full, from the switch point on), and its MFLOPs per occlusion in full and as run."""
     shares = np.zeros(len(runner.units))
-    for batch in _batches(runner, boxes, batch_size):
+    for batch in batches:
         regions = runner.regions(batch)
         switch = runner.switch_point(regions)
         for index, (unit, (_, size)) in enumerate(zip(runner.units, regions)):
             _, rows, cols = runner.shapes[unit.output]
             shares[index] += (size[0] * size[1] / (rows * cols) if index < switch else 1.0) * len(batch)
-    shares /= len(boxes)
+    shares /= sum(len(batch) for batch in batches)
     out = []
     for unit, share in zip(runner.units, shares):
         channels, rows, cols = runner.shapes[unit.output]
@@ -163,13 +166,13 @@ def _per_unit(runner, boxes: np.ndarray, batch_size: int) -> list[dict]:
     return out
 
 
-def _study(runner, boxes: np.ndarray, fraction: float, per_pass: float, batch_size: int) -> dict:
+def _study(runner, batches: list[np.ndarray], fraction: float, per_pass: float) -> dict:
     """With regions up to ``fraction`` of a layer done incrementally: the switch unit and the FLOPs ratio."""
     old = runner.switch_fraction
     runner.switch_fraction = fraction
     try:
         switches, ratios = [], []
-        for batch in _batches(runner, boxes, batch_size):
+        for batch in batches:
             regions = runner.regions(batch)
             switch = runner.switch_point(regions)
             incremental, full = runner.flops(batch, switch)

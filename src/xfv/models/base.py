@@ -90,8 +90,15 @@ class FaceModel(ABC):
             faces,
             lambda batch, rows: self.embed_changed_batch(face, batch, boxes[rows]),
             progress,
-            self.changed_batch_size,
+            self.changed_batches(len(faces)),
         )
+
+    def changed_batches(self, count: int) -> list[slice]:
+        """The batches :meth:`embed_changed` makes of ``count`` faces: as few as
+        :attr:`changed_batch_size` allows, of equal sizes (no small remainder batch)."""
+        parts = max(1, -(-count // self.changed_batch_size))
+        bounds = np.cumsum([0] + [count // parts + (i < count % parts) for i in range(parts)])
+        return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
     def _check_faces(self, faces: np.ndarray) -> np.ndarray:
         faces = np.asarray(faces)
@@ -107,13 +114,14 @@ class FaceModel(ABC):
         faces: np.ndarray,
         embed: Callable[[np.ndarray, slice], np.ndarray],
         progress: ProgressCallback | None,
-        batch_size: int | None = None,
+        batches: list[slice] | None = None,
     ) -> np.ndarray:
-        """``embed(batch, rows)`` over batches of ``batch_size`` (default :attr:`batch_size`) rows, into one array."""
-        size = batch_size or self.batch_size
+        """``embed(batch, rows)`` over ``batches`` (default: of :attr:`batch_size` rows), into one array."""
+        if batches is None:
+            size = self.batch_size
+            batches = [slice(start, min(start + size, len(faces))) for start in range(0, len(faces), size)]
         out = np.empty((len(faces), self.spec.embedding_size), dtype=np.float32)
-        for start in range(0, len(faces), size):
-            rows = slice(start, min(start + size, len(faces)))
+        for rows in batches:
             out[rows] = embed(faces[rows], rows)
             if progress is not None:
                 progress(rows.stop - rows.start)

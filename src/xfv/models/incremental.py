@@ -7,9 +7,12 @@ layer unit by layer unit, only the output region the change reaches: the unit's 
 the cached clean activation with the changed region pasted in, padded with zeros where the real
 layer pads, and the convolution runs unpadded on that crop, so every recomputed value is the value
 a full pass computes. Equal-sized regions of a batch of occlusions go through ONNX Runtime as one
-batch. Where a unit's region would cover more than ``switch_fraction`` of its output, the changed
-regions are pasted into full copies of the live activations and the rest of the network runs in
-full (the suffix).
+batch (each region sized as the batch's largest, so one shape serves all); a unit's input windows
+are gathered at once from a view of the zero-padded clean activation, and the changed regions
+pasted in with one copy per distinct offset. Where a unit's region would cover more than
+``switch_fraction`` of its output, the changed regions are pasted into full copies of the live
+activations and the rest of the network runs in full (the suffix). With ``workers`` > 1, a batch
+is split into that many parts run at once by threads (sessions then best single-threaded).
 
 A *unit* is one spatial op (Conv, MaxPool, AveragePool without padding) followed by a chain of
 per-element ops (Relu, PRelu, ops with a per-channel constant) and residual Adds. Graphs start
