@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,24 @@ def test_prepared_runner_builds_no_session_while_embedding() -> None:
             copy[y0:y1, x0:x1] = 0
         runner.embed(face, occluded, boxes)
     assert len(built) == prepared
+
+
+def test_worker_threads_and_concurrent_faces_give_the_single_thread_embeddings() -> None:
+    model = _small_resnet()
+    single = IncrementalRunner(model, 42, _preprocess, session_from_bytes, switch_fraction=1.0)
+    split = IncrementalRunner(model, 42, _preprocess, session_from_bytes, switch_fraction=1.0, workers=2)
+    rng = np.random.default_rng(5)
+    faces = rng.integers(0, 256, (2, 42, 42, 3), dtype=np.uint8)
+    boxes = np.array([[y, y + 9, x, x + 9] for y in range(0, 34, 6) for x in range(0, 34, 11)])
+    occluded = np.repeat(faces[:, None], len(boxes), axis=1)
+    for copies in occluded:
+        for copy, (y0, y1, x0, x1) in zip(copies, boxes, strict=True):
+            copy[y0:y1, x0:x1] = 255
+    expected = [single.embed(face, copies, boxes) for face, copies in zip(faces, occluded, strict=True)]
+    with ThreadPoolExecutor(2) as pool:  # two explanations at once on one runner
+        futures = [pool.submit(split.embed, faces[i % 2], occluded[i % 2], boxes) for i in range(8)]
+        for i, future in enumerate(futures):
+            assert np.abs(future.result() - expected[i % 2]).max() <= 1e-5
 
 
 class _Plain(FaceModel):

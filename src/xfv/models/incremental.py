@@ -266,9 +266,12 @@ class IncrementalRunner:
         return self._clean_values(face)[0]
 
     def _clean_values(self, face: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """The clean activations, and the same padded with :attr:`margin` zeros (windows read from these)."""
+        """The clean activations, and the same padded with :attr:`margin` zeros (windows read from these).
+
+        Read and replaced as one tuple: threads explaining other faces at once never mix faces."""
         key = face.tobytes()
-        if self._clean is None or self._clean[0] != key:
+        kept = self._clean
+        if kept is None or kept[0] != key:
             x = self.preprocess(face[None])
             outputs = self._clean_runner().run(None, {self.graph_input: x})
             values = {self.graph_input: x[0]}
@@ -276,8 +279,8 @@ class IncrementalRunner:
             m = self.margin
             padded = {name: np.pad(value, ((0, 0), (m, m), (m, m))) for name, value in values.items()}
             values["__embedding__"] = outputs[0][0]
-            self._clean = (key, values, padded)
-        return self._clean[1], self._clean[2]
+            kept = self._clean = (key, values, padded)
+        return kept[1], kept[2]
 
     # --- regions ---------------------------------------------------------------------------------
 
