@@ -207,7 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print(
         f"  all: full {result['full_seconds']} s, incremental {result['incremental_seconds']} s, "
-        f"speed-up {result['speedup']}x (FLOPs ratio {result['flops_ratio']}), max |diff| {result['max_abs_difference']:.2e}"
+        f"speed-up {result['speedup']}x (FLOPs ratio {result['flops_ratio']}, exact bound {result['bound_flops_ratio']}), "
+        f"max |diff| {result['max_abs_difference']:.2e}"
     )
     return 0
 
