@@ -5,6 +5,11 @@ Explains 20 LFW pairs (fold 1: 10 genuine, 10 impostor) with ``dlib`` (float32) 
 merged maps (per method, both faces' pixels), and with ``--accuracy`` both models' 10-fold LFW
 accuracy (all 6,000 pairs; embeddings are cached, so a second run is quick).
 
+Figures of 2026-12-03 (2-core AMD EPYC): mean Pearson 0.992 of the merged maps on 20 pairs
+(stride 25); LFW accuracy of ``dlib-int8`` 0.98883 +- 0.0039 beside float32's 0.98883 +- 0.0047
+(AUC 0.99847 both, TAR@FAR=1e-3 0.9687 vs 0.9707), from ``xfv evaluate --protocol lfw --root
+../shared/data/lfw --model dlib-int8 --json`` and ``--model dlib``.
+
     python bench/reduced_precision.py [--pairs 20] [--stride 5] [--accuracy] [--json]
 """
 

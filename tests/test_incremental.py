@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,46 @@ def test_incremental_inference_equals_full_passes_on_a_small_resnet() -> None:
         assert incremental_flops <= full_flops
 
 
+def test_prepared_runner_builds_no_session_while_embedding() -> None:
+    built: list[bytes] = []
+
+    def factory(model: bytes) -> object:
+        built.append(model)
+        return session_from_bytes(model)
+
+    runner = IncrementalRunner(_small_resnet(), 42, _preprocess, factory, switch_fraction=0.5)
+    batches = [np.array([[0, 3, 0, 3], [0, 3, 5, 8]]), np.array([[10, 30, 10, 30]]), np.array([[0, 42, 0, 42]])]
+    for boxes in batches:
+        runner.prepare(boxes)
+    prepared = len(built)
+    assert prepared >= len(runner.units) + 2  # every unit, the clean pass, at least one suffix
+    face = np.random.default_rng(3).integers(0, 256, (42, 42, 3), dtype=np.uint8)
+    for boxes in batches:
+        occluded = np.repeat(face[None], len(boxes), axis=0)
+        for copy, (y0, y1, x0, x1) in zip(occluded, boxes, strict=True):
+            copy[y0:y1, x0:x1] = 0
+        runner.embed(face, occluded, boxes)
+    assert len(built) == prepared
+
+
+def test_worker_threads_and_concurrent_faces_give_the_single_thread_embeddings() -> None:
+    model = _small_resnet()
+    single = IncrementalRunner(model, 42, _preprocess, session_from_bytes, switch_fraction=1.0)
+    split = IncrementalRunner(model, 42, _preprocess, session_from_bytes, switch_fraction=1.0, workers=2)
+    rng = np.random.default_rng(5)
+    faces = rng.integers(0, 256, (2, 42, 42, 3), dtype=np.uint8)
+    boxes = np.array([[y, y + 9, x, x + 9] for y in range(0, 34, 6) for x in range(0, 34, 11)])
+    occluded = np.repeat(faces[:, None], len(boxes), axis=1)
+    for copies in occluded:
+        for copy, (y0, y1, x0, x1) in zip(copies, boxes, strict=True):
+            copy[y0:y1, x0:x1] = 255
+    expected = [single.embed(face, copies, boxes) for face, copies in zip(faces, occluded, strict=True)]
+    with ThreadPoolExecutor(2) as pool:  # two explanations at once on one runner
+        futures = [pool.submit(split.embed, faces[i % 2], occluded[i % 2], boxes) for i in range(8)]
+        for i, future in enumerate(futures):
+            assert np.abs(future.result() - expected[i % 2]).max() <= 1e-5
+
+
 class _Plain(FaceModel):
     """A generic backend without incremental inference: a fixed random projection of the pixels."""
 
@@ -122,6 +163,35 @@ def test_generic_models_embed_changed_faces_in_full() -> None:
     assert np.array_equal(model.embed_changed(faces[0], faces, boxes), model.embed(faces))
     with pytest.raises(ValueError, match="one box"):
         model.embed_changed(faces[0], faces, boxes[:2])
+
+
+class _Recording(_Plain):
+    """Records the boxes of every batch it prepares and every batch it embeds as changed copies."""
+
+    changed_batch_size = 7
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared: list[np.ndarray] = []
+        self.embedded: list[np.ndarray] = []
+
+    def prepare_changed(self, boxes: np.ndarray) -> None:
+        self.prepared.append(boxes)
+
+    def embed_changed_batch(self, face: np.ndarray, faces: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        self.embedded.append(boxes)
+        return self.embed_batch(faces)
+
+
+def test_engine_warm_up_prepares_the_batches_an_explanation_embeds(tmp_path: Path) -> None:
+    model = _Recording()
+    engine = OcclusionEngine(model, OcclusionSettings(stride=3), ArrayCache(tmp_path / "a.sqlite"))
+    engine.warm_up()
+    engine.embeddings(np.random.default_rng(4).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    assert len(model.embedded) > len(engine.plan.segments)  # several batches per patch size
+    assert len(model.prepared) == len(model.embedded)
+    for prepared, embedded in zip(model.prepared, model.embedded, strict=True):
+        assert np.array_equal(prepared, embedded)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.special import expit
 
 from xfv.errors import CalibrationError
@@ -87,6 +86,8 @@ def fit_sigmoid(
 
     Raises :class:`CalibrationError` if the fit does not converge or gives a curve that does not fall.
     """
+    from scipy.optimize import OptimizeWarning, curve_fit  # imported here: half a second, only fits need it
+
     p0 = [float(np.max(ratio)), float(threshold), float(k0), float(np.min(ratio))]
     try:
         with warnings.catch_warnings():

@@ -56,6 +56,8 @@ class FaceModel(ABC):
     spec: ModelSpec
     #: How many faces one call of :meth:`embed_batch` should take for good throughput.
     batch_size: int = 32
+    #: How many changed copies of a face one call of :meth:`embed_changed_batch` should take.
+    changed_batch_size: int = 32
 
     @abstractmethod
     def embed_batch(self, faces: np.ndarray) -> np.ndarray:
@@ -66,6 +68,10 @@ class FaceModel(ABC):
         y0, y1, x0, x1, ends exclusive). Backends that can reuse the unchanged parts (incremental
         inference) override this; by default every face is embedded in full."""
         return self.embed_batch(faces)
+
+    def prepare_changed(self, boxes: np.ndarray) -> None:  # noqa: B027 (optional hook, not abstract)
+        """Get ready for a batch of changed copies within ``boxes`` (build what the first call would
+        build), so a warm process's first explanation costs only its passes; nothing to do by default."""
 
     def embed(self, faces: np.ndarray, progress: ProgressCallback | None = None) -> np.ndarray:
         """Embed any number of faces in batches of :attr:`batch_size`, reporting progress."""
@@ -80,7 +86,19 @@ class FaceModel(ABC):
             raise ValueError(f"expected one box (y0, y1, x0, x1) per face, got shape {boxes.shape}")
         face = self._check_faces(np.asarray(face)[None])[0]
         faces = self._check_faces(faces)
-        return self._batched(faces, lambda batch, rows: self.embed_changed_batch(face, batch, boxes[rows]), progress)
+        return self._batched(
+            faces,
+            lambda batch, rows: self.embed_changed_batch(face, batch, boxes[rows]),
+            progress,
+            self.changed_batches(len(faces)),
+        )
+
+    def changed_batches(self, count: int) -> list[slice]:
+        """The batches :meth:`embed_changed` makes of ``count`` faces: as few as
+        :attr:`changed_batch_size` allows, of equal sizes (no small remainder batch)."""
+        parts = max(1, -(-count // self.changed_batch_size))
+        bounds = np.cumsum([0] + [count // parts + (i < count % parts) for i in range(parts)])
+        return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
     def _check_faces(self, faces: np.ndarray) -> np.ndarray:
         faces = np.asarray(faces)
@@ -92,12 +110,18 @@ class FaceModel(ABC):
         return faces
 
     def _batched(
-        self, faces: np.ndarray, embed: Callable[[np.ndarray, slice], np.ndarray], progress: ProgressCallback | None
+        self,
+        faces: np.ndarray,
+        embed: Callable[[np.ndarray, slice], np.ndarray],
+        progress: ProgressCallback | None,
+        batches: list[slice] | None = None,
     ) -> np.ndarray:
-        """``embed(batch, rows)`` over batches of :attr:`batch_size` rows, into one array."""
+        """``embed(batch, rows)`` over ``batches`` (default: of :attr:`batch_size` rows), into one array."""
+        if batches is None:
+            size = self.batch_size
+            batches = [slice(start, min(start + size, len(faces))) for start in range(0, len(faces), size)]
         out = np.empty((len(faces), self.spec.embedding_size), dtype=np.float32)
-        for start in range(0, len(faces), self.batch_size):
-            rows = slice(start, min(start + self.batch_size, len(faces)))
+        for rows in batches:
             out[rows] = embed(faces[rows], rows)
             if progress is not None:
                 progress(rows.stop - rows.start)

@@ -115,7 +115,7 @@ def _read_calibration(path: Path, spec_path: Path) -> dict[str, Any]:
     return calibration
 
 
-def session_options(spinning: bool = True) -> Any:
+def session_options(spinning: bool = True, threads: int | None = None) -> Any:
     """ONNX Runtime options tuned for throughput: full graph optimisation (about twice as fast as
     the basic level on dlib's ResNet), ``XFV_THREADS`` intra-op threads (default: all cores).
 
@@ -128,7 +128,7 @@ def session_options(spinning: bool = True) -> Any:
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = get_settings().threads
+    options.intra_op_num_threads = threads or get_settings().threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     return options
@@ -156,11 +156,13 @@ def load_session(path: Path) -> Any:
         raise ModelError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
 
 
-def session_from_bytes(model: bytes) -> Any:
-    """A session for an ONNX model built in memory (a part of a graph), idle threads sleeping."""
+def session_from_bytes(model: bytes, threads: int | None = None) -> Any:
+    """A session for an ONNX model built in memory (a part of a graph), idle threads sleeping;
+    ``threads`` intra-op threads (default ``XFV_THREADS``)."""
     import onnxruntime as ort
 
-    return ort.InferenceSession(model, sess_options=session_options(spinning=False), providers=providers())
+    options = session_options(spinning=False, threads=threads)
+    return ort.InferenceSession(model, sess_options=options, providers=providers())
 
 
 class OnnxModel(FaceModel):
