@@ -20,6 +20,7 @@ from xfv.store.reviews import pair_reviews, review_queue
 from xfv.web.filters import PAGE_SIZES, ExplorerQuery, Name
 from xfv.web.ids import PairId, RowIndex
 from xfv.web.services import ServicesDep, SessionDep
+from xfv.web.table_rows import RESULT_COLUMNS, explorer_rows
 from xfv.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -33,13 +34,6 @@ COLUMNS = (
     ("label", "Label", "ground truth: same person or not"),
     ("quality1", "Q1", "image quality of the first image, 0 to 1"),
     ("quality2", "Q2", "image quality of the second image, 0 to 1"),
-)
-#: The columns of each compared model's group: (sort key, heading, tooltip).
-RESULT_COLUMNS = (
-    ("distance", "Distance", "cosine distance of the embeddings (the fold's threshold on hover)"),
-    ("prediction", "Prediction", "same iff distance <= the fold's threshold"),
-    ("correct", "Correct", "prediction equals label"),
-    ("cscore", "C-Score", "confidence of the prediction, 0.5 to 1"),
 )
 
 
@@ -69,6 +63,7 @@ def explorer(request: Request, services: ServicesDep, q: Annotated[ExplorerQuery
         request,
         "explorer.html",
         page=page,
+        rows=explorer_rows(table, page, q),
         q=q,
         datasets=table.datasets,
         models=table.models,
