@@ -18,10 +18,14 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from sqlalchemy import select
 
 from tests.conftest import lfw_image
 from tests.test_several_faces import make_couple
-from tests.web_fixtures import TINY, WebStore
+from tests.web_fixtures import THRESHOLD, TINY, WebStore
+from xfv.models import get_model
+from xfv.store.catalog import register_model
+from xfv.store.models import Model, PairResult
 from xfv.web import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -100,7 +104,12 @@ def shoot(page: Any, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def wait_ready(page: Any, selector: str = "[data-xmap-viewer]") -> None:
+#: The viewer page's first X-Map viewer (model A; model B's stands beside it).
+SIDE_A = '.xv-side[data-side="a"] [data-xmap-viewer]'
+SIDE_B = '.xv-side[data-side="b"] [data-xmap-viewer]'
+
+
+def wait_ready(page: Any, selector: str = SIDE_A) -> None:
     """Wait until a viewer shows its maps (both overlay images loaded)."""
     page.wait_for_selector(f'{selector}[data-state="ready"]')
     page.wait_for_function(
@@ -123,12 +132,12 @@ def test_explorer_wrong_decisions_sorted_by_cscore_then_viewer(page: Any) -> Non
     page.goto("/explorer")
     page.select_option('select[name="outcome"]', "wrong")
     page.wait_for_url(re.compile(r"outcome=wrong"))
-    page.locator('th a[data-sort="cscore"]').click()
+    page.locator('th a[data-sort="cscore"][data-sort-model="dlib"]').click()
     page.wait_for_url(re.compile(r"sort=cscore"))
     rows = page.locator("#pairs tbody tr[data-pair]")
     assert rows.count() > 0
-    assert rows.locator(".mark.bad").count() == rows.count(), "every row is a wrong decision"
-    scores = [float(text) for text in page.locator("#pairs .cscore-value").all_inner_texts()]
+    assert rows.locator('td[data-model="dlib"] .mark.bad').count() == rows.count(), "every row is a wrong decision"
+    scores = [float(text) for text in page.locator('#pairs td[data-model="dlib"] .cscore-value').all_inner_texts()]
     assert scores == sorted(scores)
     assert "outcome=wrong" in page.url and "sort=cscore" in page.url
     shoot(page, "explorer")
@@ -143,23 +152,80 @@ def test_viewer_switches_method_and_patch_size(page: Any, web_store: WebStore) -
     page.locator(f'#pairs tr[data-pair="{web_store.with_maps[0]}"] .thumbs').click()
     page.wait_for_url(re.compile(rf"/pairs/{web_store.with_maps[0]}\?"))
     wait_ready(page)
-    overlay = page.locator('img[data-overlay="1"]')
+    overlay = page.locator(f'{SIDE_A} img[data-overlay="1"]')
     seen = {(overlay.get_attribute("src"), overlay.screenshot())}
     for control, value in [("method", "2"), ("patch", "14"), ("method", "3"), ("patch", "7"), ("display", "heat")]:
-        page.locator(f'.seg[data-control="{control}"] button[data-value="{value}"]').click()
+        page.locator(f'{SIDE_A} .seg[data-control="{control}"] button[data-value="{value}"]').click()
         wait_ready(page)
         shown = (overlay.get_attribute("src"), overlay.screenshot())
         assert shown[0] not in {s for s, _ in seen}, f"{control}={value} did not change the map URL"
         assert shown[1] not in {p for _, p in seen}, f"{control}={value} did not change the picture"
         seen.add(shown)
-    page.locator('input[data-control="opacity"]').fill("40")
-    assert page.locator('img[data-overlay="1"]').evaluate("i => i.style.opacity") == "0.4"
+    page.locator(f'{SIDE_A} input[data-control="opacity"]').fill("40")
+    assert overlay.evaluate("i => i.style.opacity") == "0.4"
     assert "method=3" in page.url and "patch=7" in page.url and "display=heat" in page.url
-    page.locator('input[data-control="opacity"]').fill("85")
+    page.locator(f'{SIDE_A} input[data-control="opacity"]').fill("85")
     shoot(page, "viewer")
     page.locator("#next-pair").click()
     page.wait_for_url(re.compile(rf"/pairs/{web_store.with_maps[1]}\?"))
     wait_ready(page)
+
+
+@pytest.fixture(scope="module")
+def second_real_model(web_store: WebStore) -> str:  # noqa: F811
+    """Results of a second real model, ``dlib-int8``, on the fixture's pairs: dlib's distances,
+    mirrored about the threshold on every third pair so the two models disagree there."""
+    spec = get_model("dlib-int8").spec
+    with web_store.store.transaction() as session:
+        model = register_model(session, spec)
+        dlib = session.scalars(select(PairResult).join(Model).where(Model.name == "dlib")).all()
+        mirrored = [(r, 2 * THRESHOLD - r.distance if i % 3 == 0 else r.distance) for i, r in enumerate(dlib)]
+        session.add_all(
+            PairResult(
+                pair_id=r.pair_id, model_id=model.id, dataset_id=r.dataset_id, distance=d, threshold=THRESHOLD,
+                predicted_same=d <= THRESHOLD, correct=(d <= THRESHOLD) == (r.predicted_same == r.correct),
+                cscore=r.cscore,
+            )
+            for r, d in mirrored
+        )  # fmt: skip
+    return spec.name
+
+
+def test_explorer_filters_disagreeing_models_then_shows_both_maps_side_by_side(
+    page: Any, second_real_model: str
+) -> None:
+    page.goto("/explorer")
+    assert [t.strip() for t in page.locator("th.model-group").all_text_contents()] == ["dlib", "dlib-int8", "other-net"]
+    page.goto(f"/explorer?models=dlib,{second_real_model}")
+    page.select_option('select[name="agreement"]', "disagree")
+    page.wait_for_url(re.compile(r"agreement=disagree"))
+    assert [t.strip() for t in page.locator("th.model-group").all_text_contents()] == ["dlib", "dlib-int8"]
+    rows = page.locator("#pairs tbody tr[data-pair]")
+    assert rows.count() >= 6
+    for row in rows.all():
+        decisions = {row.locator(f'td[data-model="{m}"]').nth(1).inner_text() for m in ("dlib", second_real_model)}
+        assert decisions == {"same", "different"}, "each row: dlib says one thing, dlib-int8 the other"
+    page.locator(f'th a[data-sort="distance"][data-sort-model="{second_real_model}"]').click()
+    page.wait_for_url(re.compile(r"sort_model=dlib-int8"))
+    distances = [float(t) for t in page.locator(f'#pairs td.mono[data-model="{second_real_model}"]').all_inner_texts()]
+    assert distances == sorted(distances)
+    shoot(page, "explorer-models-disagree")
+    rows.first.click()
+    page.wait_for_url(re.compile(r"/pairs/\d+\?.*agreement=disagree"))
+    assert page.locator("#viewer-model").input_value() == "dlib"
+    assert page.locator("#viewer-model-b").input_value() == second_real_model
+    wait_ready(page)  # neither model's maps were stored: both computed on request, with progress
+    wait_ready(page, SIDE_B)
+    first, second = (page.locator(f'{side} img[data-overlay="1"]') for side in (SIDE_A, SIDE_B))
+    assert "/xmaps/dlib/1/1.png" in first.get_attribute("src")
+    assert f"/xmaps/{second_real_model}/1/1.png" in second.get_attribute("src")
+    assert "b.model=dlib-int8" in page.url
+    page.locator(f'{SIDE_B} .seg[data-control="method"] button[data-value="2"]').click()
+    wait_ready(page, SIDE_B)
+    assert "/xmaps/dlib-int8/2/" in second.get_attribute("src") and "/xmaps/dlib/1/" in first.get_attribute("src")
+    shoot(page, "viewer-side-by-side")
+    page.select_option("#viewer-model-b", "")
+    assert page.locator('.xv-side[data-side="b"]').is_hidden()
 
 
 def test_explain_your_own_pair(page: Any, tmp_path: Path) -> None:

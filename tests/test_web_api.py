@@ -77,9 +77,42 @@ def test_explorer_page_keeps_its_state_in_links(any_client: TestClient) -> None:
     page = any_client.get("/explorer", params={"outcome": "wrong", "sort": "cscore", "per_page": 25}).text
     assert 'name="sort" value="cscore"' in page
     sort_links = [href.replace("&amp;", "&") for href in re.findall(r'<a href="([^"]+)" data-sort=', page)]
-    assert len(sort_links) == 12
+    assert len(sort_links) == 7 + 2 * 4, "the pair's 7 columns, then 4 per model (dlib, other-net)"
     assert all("outcome=wrong" in href and "per_page=25" in href for href in sort_links)
     assert any("sort=cscore&order=desc" in href for href in sort_links), "a second click reverses the order"
+    assert any("sort=cscore&sort_model=other-net" in href for href in sort_links), "the other model's column"
+
+
+def test_explorer_compares_models_side_by_side(any_client: TestClient) -> None:
+    page = any_client.get("/explorer", params={"per_page": 200}).text
+    assert re.findall(r'data-model-group="([^"]+)"', page) == ["dlib", "other-net"]
+    assert page.count('data-model="other-net" data-correct=') == 18, "other-net has results for every other pair"
+    assert page.count('data-model="other-net">no result</td>') == 18
+    listed = any_client.get("/api/pairs", params={"per_page": 200}).json()
+    assert listed["model"] == "dlib" and listed["models"] == ["dlib", "other-net"]
+    row = next(r for r in listed["rows"] if "other-net" in r["results"])
+    assert row["results"]["dlib"]["distance"] == row["distance"]
+    assert row["results"]["other-net"]["distance"] == pytest.approx(row["distance"] + 0.02)
+    only = any_client.get("/api/pairs", params={"models": "dlib"}).json()
+    assert only["models"] == ["dlib"] and all(list(r["results"]) == ["dlib"] for r in only["rows"])
+
+
+def test_explorer_filters_on_the_models_agreeing(any_client: TestClient) -> None:
+    every = rows(any_client)
+    split = [r for r in every if len({v["predicted_same"] for v in r["results"].values()}) > 1]
+    alike = [
+        r for r in every if len(r["results"]) == 2 and len({v["predicted_same"] for v in r["results"].values()}) == 1
+    ]
+    assert [r["pair_id"] for r in rows(any_client, agreement="disagree")] == [r["pair_id"] for r in split]
+    assert [r["pair_id"] for r in rows(any_client, agreement="agree")] == [r["pair_id"] for r in alike]
+    assert len(split) + len(alike) == 18
+    assert rows(any_client, agreement="disagree", models="dlib") == [], "one model never disagrees"
+    by_other = rows(any_client, sort="distance", sort_model="other-net", order="desc")
+    distances = [r["results"]["other-net"]["distance"] for r in by_other if "other-net" in r["results"]]
+    assert distances == sorted(distances, reverse=True)
+    assert all("other-net" not in r["results"] for r in by_other[len(distances) :]), "pairs without it last"
+    page = any_client.get("/explorer", params={"agreement": "disagree"}).text
+    assert '<option value="disagree" selected>models disagree</option>' in page
 
 
 def test_pages_show_errors_as_pages(client: TestClient) -> None:
@@ -184,6 +217,10 @@ def test_pagination(any_client: TestClient) -> None:
         ({"identity": "x" * 500}, 422),
         ({"dataset": "nope"}, 400),
         ({"model": "nope"}, 400),
+        ({"models": "dlib,nope"}, 400),
+        ({"models": "dlib,,x"}, 422),
+        ({"agreement": "mostly"}, 422),
+        ({"sort": "cscore", "sort_model": "nope"}, 400),
     ],
 )
 def test_bad_filter_values(any_client: TestClient, params: dict[str, Any], status: int) -> None:
@@ -473,3 +510,23 @@ def test_serve_command_parses() -> None:
     args = parser.parse_args(["serve", "--port", "8123"])
     assert (args.host, args.port, args.func) == ("127.0.0.1", 8123, web.run_serve)
     assert parser.parse_args(["serve", "--workers", "3"]).workers == 3
+
+
+def test_viewer_offers_a_second_model_beside_and_the_landing_page_counts_disagreements(
+    any_client: TestClient,
+    backend_store: WebStore,  # noqa: F811
+) -> None:
+    both = backend_store.pair_ids[0]  # other-net has results for the even pairs
+    page = any_client.get(f"/pairs/{both}", params={"models": "dlib,other-net"}).text
+    assert '<option value="other-net" selected>other-net</option>' in page.split('data-model-select="b"')[1]
+    assert 'data-model="other-net" data-auto="1" data-hash="1" data-side="b"' in page
+    disagreeing = any_client.get(f"/pairs/{both}", params={"agreement": "disagree"}).text
+    assert 'data-model="other-net" data-auto="1" data-hash="1" data-side="b"' in disagreeing
+    alone = any_client.get(f"/pairs/{both}").text
+    assert '<div class="xv-side" data-side="b" hidden>' in alone and 'data-model="" data-auto="1"' in alone
+    asked = any_client.get(f"/pairs/{both}", params={"model": "other-net", "compare": "dlib"}).text
+    assert '<option value="dlib" selected>dlib</option>' in asked.split('data-model-select="b"')[1]
+    split = len(rows(any_client, agreement="disagree"))
+    landing = any_client.get("/").text
+    assert f"models disagree on {split}</a>" in landing
+    assert any_client.get("/api/stats").json()["datasets"][0]["disagreements"] == split

@@ -38,7 +38,7 @@ from xfv.faces import decode_image
 from xfv.store import open_store
 from xfv.store.changes import ChangeToken
 from xfv.store.models import WebJob
-from xfv.store.pair_table import SORT_COLUMNS, OrderCache, PairQuery, pair_neighbours, query_pairs
+from xfv.store.pair_table import SORT_COLUMNS, PairQuery, PairTables, pair_neighbours, query_pairs
 from xfv.web import create_app
 from xfv.web.errors import TooManyJobsError
 from xfv.web.jobs import JobManager
@@ -548,7 +548,7 @@ def test_answers_are_shared_by_the_server_processes(
         raise AssertionError("rendered again")
 
     with TestClient(create_app(web_store.store, occlusion=TINY)) as second:
-        monkeypatch.setattr("xfv.web.api.pairs.query_pairs", fail)
+        monkeypatch.setattr("xfv.store.pair_table.PairTable.query", fail)
         again = second.get(url)
         assert again.status_code == 200 and again.content == rendered.content
         assert again.headers["etag"] == rendered.headers["etag"]
@@ -564,30 +564,33 @@ def test_answers_are_shared_by_the_server_processes(
     web_store.store.close()
 
 
-def test_table_orders_are_reused_only_while_the_store_is_unchanged(backend_store: WebStore) -> None:  # noqa: F811
-    """The order cache answers every page and neighbour exactly as the uncached query does, and a
-    write by another connection that reorders the table is seen at once."""
-    orders = OrderCache(backend_store.store, 1_000_000)
+def test_the_pair_table_is_kept_only_while_the_store_is_unchanged(backend_store: WebStore) -> None:  # noqa: F811
+    """The kept table answers every page and neighbour exactly as one read now does, is read once
+    while nothing changes, and a write by another connection that reorders the table is seen at once."""
+    tables = PairTables(backend_store.store)
     views = [PairQuery(sort=sort, descending=desc, per_page=7) for sort in SORT_COLUMNS for desc in (False, True)]
     views += [PairQuery(sort="identity1", same=True, per_page=5), PairQuery(sort="quality2", min_quality=0.4)]
+    assert tables.current() is tables.current(), "read once while the store is unchanged"
     with backend_store.store.sessions() as session:
         for view in views:
             for page in (1, 2, 3):
                 paged = replace(view, page=page)
-                assert query_pairs(session, paged, orders) == query_pairs(session, paged), paged
+                assert query_pairs(session, paged, tables) == query_pairs(session, paged), paged
             first = query_pairs(session, view).rows[1].pair_id
-            assert pair_neighbours(session, view, first, 1, orders) == pair_neighbours(session, view, first, 1)
-            assert pair_neighbours(session, view, first, None, orders) == pair_neighbours(session, view, first)
-    by_quality = PairQuery(sort="quality1", per_page=3)  # a sorted order, kept by the cache
+            assert pair_neighbours(session, view, first, 1, tables) == pair_neighbours(session, view, first, 1)
+            assert pair_neighbours(session, view, first, None, tables) == pair_neighbours(session, view, first)
+    by_quality = PairQuery(sort="quality1", per_page=3)
     with backend_store.store.sessions() as session:
-        lowest = query_pairs(session, by_quality, orders).rows[0]
+        lowest = query_pairs(session, by_quality, tables).rows[0]
+    kept = tables.current()
     change = "UPDATE images SET quality = quality + :by WHERE id = :image"
     with backend_store.store.engine.begin() as connection:
         connection.execute(text(change), {"by": 2, "image": lowest.image1_id})
     try:
+        assert tables.current() is not kept
         with backend_store.store.sessions() as session:
-            assert query_pairs(session, by_quality, orders).rows[0].pair_id != lowest.pair_id
-            assert pair_neighbours(session, by_quality, lowest.pair_id, 0, orders).index != 0
+            assert query_pairs(session, by_quality, tables).rows[0].pair_id != lowest.pair_id
+            assert pair_neighbours(session, by_quality, lowest.pair_id, 0, tables).index != 0
     finally:
         with backend_store.store.engine.begin() as connection:
             connection.execute(text(change), {"by": -2, "image": lowest.image1_id})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from xfv.errors import XfvError
 from xfv.faces import INPUT_MODES
 from xfv.method.occlusion import FILLS, SHAPES, OcclusionSettings
 from xfv.method.xmaps import check_methods
+from xfv.models import ALL_MODELS, compared_model_names
 from xfv.pipeline.compute import (
     DEFAULT_CHUNK_PAIRS,
     DEFAULT_XMAP_CHUNK_PAIRS,
@@ -65,7 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "compute", help="distances, fold thresholds, C-Scores (and X-Maps) of a stored dataset"
     )
     compute.add_argument("--dataset", required=True, help="name of an ingested dataset")
-    compute.add_argument("--model", help="model name or .json/.onnx path (default: $XFV_MODEL or dlib)")
+    compute.add_argument(
+        "--model",
+        help="model name or .json/.onnx path, several comma-separated (computed in turn), or `all`: every model "
+        "`xfv models` lists (default: $XFV_MODEL or dlib)",
+    )
     compute.add_argument("--xmaps", action="store_true", help="also compute X-Maps of the selected pairs")
     compute.add_argument(
         "--pairs",
@@ -139,9 +145,22 @@ def run_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def compute_models(value: str | None) -> list[str]:
+    """``--model`` of ``xfv compute``: one model, a comma-separated list, or ``all`` (the models
+    :func:`~xfv.models.compared_model_names` compares)."""
+    names = [name.strip() for name in (value or get_settings().default_model).split(",")]
+    if any(not name for name in names):
+        raise XfvError(f"--model {value!r}: an empty model name in the list")
+    if names == [ALL_MODELS]:
+        return compared_model_names()
+    if ALL_MODELS in names:
+        raise XfvError(f"--model {ALL_MODELS} means every model: do not list others beside it")
+    return list(dict.fromkeys(names))
+
+
 def run_compute(args: argparse.Namespace) -> int:
     methods = check_methods(args.methods) if args.xmaps else ()  # before any work: a bad method costs nothing
-    model = args.model or get_settings().default_model
+    models = compute_models(args.model)
     options = ComputeOptions(
         executor=args.executor,
         workers=args.workers,
@@ -153,18 +172,23 @@ def run_compute(args: argparse.Namespace) -> int:
     )
     settings = OcclusionSettings(patch_sizes=args.patch_sizes, stride=args.stride, fill=args.fill, shape=args.shape)
     store = _store(args)
-    report = compute_scores(store, args.dataset, model, options)
-    resumed = f", {report.chunks_run} chunk(s) computed now" if report.chunks_pending else ", nothing left to compute"
-    print(
-        f"{report.dataset} x {report.model}: {report.pairs} pairs, accuracy {report.accuracy:.4f} "
-        f"+- {report.accuracy_std:.4f} over {len(report.fold_accuracies)} folds{resumed}"
-    )
-    if args.xmaps:
-        xmaps = compute_xmaps(store, args.dataset, model, args.pairs, settings, methods, options)
-        print(
-            f"X-Maps {xmaps.dataset} x {xmaps.model}: {xmaps.selected_pairs} pair(s) selected, "
-            f"{xmaps.pairs_computed} computed now"
+    for number, model in enumerate(models, 1):
+        if len(models) > 1 and options.progress:
+            print(f"model {number} of {len(models)}: {model}", file=sys.stderr)
+        report = compute_scores(store, args.dataset, model, options)
+        resumed = (
+            f", {report.chunks_run} chunk(s) computed now" if report.chunks_pending else ", nothing left to compute"
         )
+        print(
+            f"{report.dataset} x {report.model}: {report.pairs} pairs, accuracy {report.accuracy:.4f} "
+            f"+- {report.accuracy_std:.4f} over {len(report.fold_accuracies)} folds{resumed}"
+        )
+        if args.xmaps:
+            xmaps = compute_xmaps(store, args.dataset, model, args.pairs, settings, methods, options)
+            print(
+                f"X-Maps {xmaps.dataset} x {xmaps.model}: {xmaps.selected_pairs} pair(s) selected, "
+                f"{xmaps.pairs_computed} computed now"
+            )
     return 0
 
 

@@ -16,19 +16,27 @@ def find_dataset(session: Session, name: str) -> Dataset:
     """The dataset called ``name``; the error lists the datasets there are."""
     dataset = session.scalar(select(Dataset).where(Dataset.name == name))
     if dataset is None:
-        known = dataset_names(session)
-        hint = f"ingested: {', '.join(known)}" if known else "none is ingested yet: run `xfv ingest` first"
-        raise DatasetError(f"no dataset named {name!r} in the store ({hint})")
+        raise unknown_dataset(name, dataset_names(session))
     return dataset
+
+
+def unknown_dataset(name: str, known: list[str]) -> DatasetError:
+    """The error for a dataset name the store lacks, listing ``known`` (the ingested ones)."""
+    hint = f"ingested: {', '.join(known)}" if known else "none is ingested yet: run `xfv ingest` first"
+    return DatasetError(f"no dataset named {name!r} in the store ({hint})")
+
+
+def unknown_model(name: str, known: list[str]) -> ModelError:
+    """The error for a model name the store lacks, listing ``known`` (the stored ones)."""
+    hint = f"stored: {', '.join(known)}" if known else "none yet: run `xfv compute` first"
+    return ModelError(f"no model named {name!r} in the store ({hint})")
 
 
 def find_model(session: Session, name: str) -> Model:
     """The stored model called ``name``; the error lists the models with stored results."""
     model = session.scalar(select(Model).where(Model.name == name))
     if model is None:
-        known = model_names(session)
-        hint = f"stored: {', '.join(known)}" if known else "none yet: run `xfv compute` first"
-        raise ModelError(f"no model named {name!r} in the store ({hint})")
+        raise unknown_model(name, model_names(session))
     return model
 
 

@@ -71,6 +71,8 @@ class DatasetOverview:
     mean_quality: float | None = None
     mean_quality_gap: float | None = None
     caveat: str = ""
+    #: Pairs on which the models with results here decide differently (None with fewer than two models).
+    disagreements: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,18 +90,21 @@ class Overview:
 
 def overview(session: Session) -> Overview:
     """Datasets, models, counts, accuracy per dataset x model, and an example pair to show."""
-    datasets = [
-        DatasetOverview(
-            d.name,
-            d.protocol,
-            d.pair_count,
-            d.image_count,
-            dataset_models(session, d),
-            *_quality(session, d),
-            PROTOCOLS[d.protocol].caveat if d.protocol in PROTOCOLS else "",
+    datasets = []
+    for d in list_datasets(session):
+        models = dataset_models(session, d)
+        datasets.append(
+            DatasetOverview(
+                d.name,
+                d.protocol,
+                d.pair_count,
+                d.image_count,
+                models,
+                *_quality(session, d),
+                PROTOCOLS[d.protocol].caveat if d.protocol in PROTOCOLS else "",
+                disagreements=disagreements(session, d) if len(models) > 1 else None,
+            )
         )
-        for d in list_datasets(session)
-    ]
     example_pair, example_model = _example(session)
     return Overview(
         datasets=datasets,
@@ -110,6 +115,19 @@ def overview(session: Session) -> Overview:
         example_pair=example_pair,
         example_model=example_model,
     )
+
+
+def disagreements(session: Session, dataset: Dataset) -> int:
+    """How many pairs of ``dataset`` the models decide differently (one says same, another
+    different), from the primary key ``pair_results (pair_id, model_id)``."""
+    split = (
+        select(PairResult.pair_id)
+        .where(PairResult.dataset_id == dataset.id, PairResult.predicted_same.is_not(None))
+        .group_by(PairResult.pair_id)
+        .having(func.count(func.distinct(PairResult.predicted_same)) > 1)
+        .subquery()
+    )
+    return session.scalar(select(func.count()).select_from(split)) or 0
 
 
 def _quality(session: Session, dataset: Dataset) -> tuple[float | None, float | None]:

@@ -1,27 +1,33 @@
-"""The pair table: one query behind the web explorer, the API's pair list, the review queue and
-the export (filters, sorting by any column, pagination, previous/next).
+"""The pair table: the data behind the web explorer, the API's pair list, the viewer's
+previous/next, the review queue and the export (filters, sorting by any column of any model,
+pagination, neighbours), with every compared model's result side by side.
 
-The indexes ``pairs (dataset_id, position | fold | same)``, ``pair_results (dataset_id, model_id,
-distance | cscore | correct)`` and, for every dataset at once, ``pair_results (model_id, distance |
-cscore)`` keep it fast on 30,000+ pairs.
+The store's pair table is read once into memory as columns (:class:`PairTable`: numpy arrays of
+pair ids, datasets, folds, labels, people, image qualities and, per model, distance, threshold,
+decision, correctness and C-Score), a few hundred kilobytes for LFW's 6,000 pairs and three models.
+A query is then a boolean mask, a cached full ordering per sort column (stable, ties broken by pair
+id) filtered by the mask, and a slice: no SQL, so a page costs the same whatever the filters and
+the sort, and comparing models ("they disagree") costs nothing more. :class:`PairTables` keeps the
+table of a store while its change token (:class:`~xfv.store.changes.ChangeToken`) stays the same,
+so every server process reloads it after any write by any process (SQLite or PostgreSQL).
 """
 
 from __future__ import annotations
 
 import threading
-from array import array
-from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from sqlalchemy import ColumnElement, Select, case, func, null, select
-from sqlalchemy.orm import Session, aliased
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from xfv.errors import XfvError
-from xfv.store.catalog import default_model, find_dataset, find_model
+from xfv.store.catalog import unknown_dataset, unknown_model
 from xfv.store.changes import ChangeToken
 from xfv.store.engine import Store
 from xfv.store.models import Dataset, Identity, Image, Model, Pair, PairResult
+from xfv.store.results import ModelResult
 
 #: Columns the pair table sorts by; ``position`` is the protocol order (dataset, then line).
 SortColumn = Literal[
@@ -42,8 +48,8 @@ SortColumn = Literal[
 SORT_COLUMNS: tuple[SortColumn, ...] = get_args(SortColumn)
 #: Sort columns that read a model's results.
 RESULT_SORTS = frozenset({"distance", "threshold", "prediction", "correct", "cscore"})
-#: Sort columns an index serves (a page of them is read without sorting every matching row).
-INDEXED_SORTS = frozenset({"position", "distance", "correct", "cscore"})
+#: Whether the compared models' decisions on a pair agree (at least two decided, all alike) or not.
+Agreement = Literal["agree", "disagree"]
 MAX_PAGE_SIZE = 1000
 
 
@@ -51,9 +57,13 @@ MAX_PAGE_SIZE = 1000
 class PairQuery:
     """Filters, sorting and paging of the pair table; None means "any".
 
-    ``dataset`` None is every dataset; ``model`` None is the first model (by name) with results
-    (on ``dataset`` if given), or none at all while nothing is computed. ``identity`` matches part
-    of either person's name, any case; the quality range applies to the worse image of a pair."""
+    ``dataset`` None is every dataset; ``model`` None is the first of ``models`` if given, else
+    the first model (by name) with results (on ``dataset`` if given), or none at all while nothing
+    is computed. Its results are the row's own columns and what the result filters read; the table
+    lists the pairs it has a result for. ``models`` are the models compared side by side (None:
+    every model with results there), ``agreement`` filters on their decisions, ``sort_model`` is
+    the model whose column a result sort reads (default ``model``). ``identity`` matches part of
+    either person's name, any case; the quality range applies to the worse image of a pair."""
 
     dataset: str | None = None
     model: str | None = None
@@ -70,11 +80,14 @@ class PairQuery:
     descending: bool = False
     page: int = 1
     per_page: int = 50
+    models: tuple[str, ...] | None = None
+    agreement: Agreement | None = None
+    sort_model: str | None = None
 
     @property
     def needs_results(self) -> bool:
         """Whether a filter or the sort reads a model's results."""
-        result_filters = (self.predicted_same, self.correct, self.min_cscore, self.max_cscore)
+        result_filters = (self.predicted_same, self.correct, self.min_cscore, self.max_cscore, self.agreement)
         return any(v is not None for v in result_filters) or self.sort in RESULT_SORTS
 
     def check(self) -> None:
@@ -83,12 +96,15 @@ class PairQuery:
             raise XfvError(f"cannot sort by {self.sort!r}: use one of {', '.join(SORT_COLUMNS)}")
         if self.page < 1 or not 1 <= self.per_page <= MAX_PAGE_SIZE:
             raise XfvError(f"page must be >= 1 and per_page 1 to {MAX_PAGE_SIZE}")
+        if self.agreement is not None and self.agreement not in get_args(Agreement):
+            raise XfvError(f"agreement must be one of {', '.join(get_args(Agreement))}, not {self.agreement!r}")
 
 
 @dataclass(frozen=True)
 class PairRow:
-    """One pair of the table with one model's result (result fields None without results).
-    Image paths are relative to the dataset's root."""
+    """One pair of the table with its model's result (result fields None without results) and
+    the result of every compared model that has one (``results``, by model name, in the table's
+    model order). Image paths are relative to the dataset's root."""
 
     pair_id: int
     dataset: str
@@ -108,18 +124,20 @@ class PairRow:
     predicted_same: bool | None
     correct: bool | None
     cscore: float | None
+    results: dict[str, ModelResult] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class PairPage:
-    """A page of the table, the number of rows matching the filters, and the model whose results
-    the rows show (None while the store has no results)."""
+    """A page of the table, the number of rows matching the filters, the model whose results the
+    rows show (None while the store has no results) and the models compared (that one first)."""
 
     rows: list[PairRow]
     total: int
     page: int
     per_page: int
     model: str | None
+    models: list[str] = field(default_factory=list)
 
     @property
     def offset(self) -> int:
@@ -129,194 +147,6 @@ class PairPage:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.per_page))
-
-
-IMAGE1, IMAGE2 = aliased(Image, name="image1"), aliased(Image, name="image2")
-IDENTITY1, IDENTITY2 = aliased(Identity, name="identity1"), aliased(Identity, name="identity2")
-#: The worse image of a pair decides its quality (portable: no LEAST in SQLite, no 2-argument MIN in PostgreSQL).
-LOWER_QUALITY = case((IMAGE1.quality < IMAGE2.quality, IMAGE1.quality), else_=IMAGE2.quality)
-
-
-@dataclass
-class _Plan:
-    """The filters of one query as SQL, with the joins they need beyond the base table: the base
-    is ``pair_results`` when a model has results (so sorts on its columns walk its indexes),
-    else ``pairs``."""
-
-    with_results: bool
-    conditions: list[ColumnElement[bool]] = field(default_factory=list)
-    joins: set[str] = field(default_factory=set)
-
-    @property
-    def base(self) -> Any:
-        return PairResult if self.with_results else Pair
-
-    @property
-    def pair_id(self) -> Any:
-        return PairResult.pair_id if self.with_results else Pair.id
-
-    def where(self, condition: ColumnElement[bool], *joins: str) -> None:
-        self.conditions.append(condition)
-        self.joins.update(joins)
-
-    def joined(self, query: Select[Any], joins: set[str]) -> Select[Any]:
-        """``query`` from the base table with the joins named (and those they depend on); an
-        image's or person's side is joined only where it is needed (a sort by the first person
-        reads neither the second image nor its person)."""
-        query = query.select_from(self.base)
-        if self.with_results and joins:
-            query = query.join(Pair, Pair.id == PairResult.pair_id)
-        if joins & {"image1", "identity1"}:
-            query = query.join(IMAGE1, IMAGE1.id == Pair.image1_id)
-        if joins & {"image2", "identity2"}:
-            query = query.join(IMAGE2, IMAGE2.id == Pair.image2_id)
-        if "identity1" in joins:
-            query = query.join(IDENTITY1, IDENTITY1.id == IMAGE1.identity_id)
-        if "identity2" in joins:
-            query = query.join(IDENTITY2, IDENTITY2.id == IMAGE2.identity_id)
-        if "dataset" in joins:
-            query = query.join(Dataset, Dataset.id == Pair.dataset_id)
-        return query.where(*self.conditions)
-
-
-#: Per sort column: the SQL expressions it orders by and the joins they need. Protocol order is
-#: (dataset, position), which the unique index ``pairs (dataset_id, position)`` serves.
-_SORTS: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {
-    "position": ((Pair.dataset_id, Pair.position), ("pair",)),
-    "dataset": ((Dataset.name,), ("dataset",)),
-    "fold": ((Pair.fold,), ("pair",)),
-    "identity1": ((IDENTITY1.name,), ("identity1",)),
-    "identity2": ((IDENTITY2.name,), ("identity2",)),
-    "label": ((Pair.same,), ("pair",)),
-    "quality1": ((IMAGE1.quality,), ("image1",)),
-    "quality2": ((IMAGE2.quality,), ("image2",)),
-    "distance": ((PairResult.distance,), ()),
-    "threshold": ((PairResult.threshold,), ()),
-    "prediction": ((PairResult.predicted_same,), ()),
-    "correct": ((PairResult.correct,), ()),
-    "cscore": ((PairResult.cscore,), ()),
-}
-#: Every join a table row needs.
-_ROW_JOINS = {"pair", "image1", "image2", "identity1", "identity2", "dataset"}
-#: Both images: the quality filters read the worse of the two.
-_BOTH_IMAGES = ("image1", "image2")
-
-
-def _only_dataset(session: Session, model: Model) -> int | None:
-    """The id of the one dataset with results of ``model``, None if there are several. Saying so
-    in the query lets "all datasets" of a one-dataset store walk the (dataset, model, column) indexes."""
-    has_results = select(PairResult.pair_id).where(PairResult.dataset_id == Dataset.id, PairResult.model_id == model.id)
-    ids = list(session.scalars(select(Dataset.id).where(has_results.exists()).limit(2)))
-    return ids[0] if len(ids) == 1 else None
-
-
-def _plan(session: Session, q: PairQuery) -> tuple[_Plan, Model | None]:
-    """Check ``q``, resolve its names and turn its filters into SQL conditions."""
-    q.check()
-    dataset = find_dataset(session, q.dataset) if q.dataset is not None else None
-    model = find_model(session, q.model) if q.model is not None else default_model(session, dataset)
-    if model is None and q.needs_results:
-        raise XfvError(
-            "filtering or sorting by results needs computed results: the store has none yet (run `xfv compute`)"
-        )
-    plan = _Plan(with_results=model is not None)
-    if model is not None:
-        plan.where(PairResult.model_id == model.id)
-    dataset_id = dataset.id if dataset is not None else (_only_dataset(session, model) if model is not None else None)
-    if dataset_id is not None:
-        # On the column whose index also serves the sort: pairs (dataset_id, position) for the
-        # protocol order, pair_results (dataset_id, model_id, ...) for everything else.
-        if q.sort == "position" or model is None:
-            plan.where(Pair.dataset_id == dataset_id, "pair")
-        else:
-            plan.where(PairResult.dataset_id == dataset_id)
-    if q.predicted_same is not None:
-        plan.where(PairResult.predicted_same.is_(q.predicted_same))
-    if q.correct is not None:
-        plan.where(PairResult.correct.is_(q.correct))
-    if q.min_cscore is not None:
-        plan.where(PairResult.cscore >= q.min_cscore)
-    if q.max_cscore is not None:
-        plan.where(PairResult.cscore <= q.max_cscore)
-    if q.same is not None:
-        plan.where(Pair.same.is_(q.same), "pair")
-    if q.fold is not None:
-        plan.where(Pair.fold == q.fold, "pair")
-    if q.min_quality is not None:
-        plan.where(LOWER_QUALITY >= q.min_quality, *_BOTH_IMAGES)
-    if q.max_quality is not None:
-        plan.where(LOWER_QUALITY <= q.max_quality, *_BOTH_IMAGES)
-    if q.identity and q.identity.strip():
-        plan.where(plan.pair_id.in_(_pairs_of_people(q.identity.strip())))
-    return plan, model
-
-
-def _pairs_of_people(text: str) -> Any:
-    """Ids of the pairs with a person whose name contains ``text`` (any case): found from the few
-    matching identities through the image and pair indexes, not by joining every row."""
-    people = select(Identity.id).where(Identity.name.icontains(text, autoescape=True))  # % and _ are literal
-    images = select(Image.id).where(Image.identity_id.in_(people))
-    return select(Pair.id).where(Pair.image1_id.in_(images)).union(select(Pair.id).where(Pair.image2_id.in_(images)))
-
-
-def _ordered_ids(plan: _Plan, q: PairQuery) -> Select[Any]:
-    """The matching pair ids in the order ``q`` asks for; ties broken by pair id so pages never overlap."""
-    keys, sort_joins = _SORTS[q.sort]
-    query = plan.joined(select(plan.pair_id), plan.joins | set(sort_joins))
-    return query.order_by(*(key.desc() if q.descending else key.asc() for key in (*keys, plan.pair_id)))
-
-
-def _count(session: Session, plan: _Plan) -> int:
-    """How many rows match, joining only the tables the filters need."""
-    return session.scalar(plan.joined(select(func.count()), plan.joins)) or 0
-
-
-def _row_select(plan: _Plan) -> Select[Any]:
-    """Full table rows (columns in :class:`PairRow` order) for the pairs ``plan`` matches."""
-    results: list[Any] = (
-        [PairResult.distance, PairResult.threshold, PairResult.predicted_same, PairResult.correct, PairResult.cscore]
-        if plan.with_results
-        else [null()] * 5
-    )
-    columns = select(
-        plan.pair_id, Dataset.name, Pair.position, Pair.fold, Pair.same,
-        IMAGE1.id, IMAGE1.path, IDENTITY1.name, IMAGE1.quality,
-        IMAGE2.id, IMAGE2.path, IDENTITY2.name, IMAGE2.quality,
-        *results,
-    )  # fmt: skip
-    return plan.joined(columns, _ROW_JOINS)
-
-
-def _rows(session: Session, model_id: int | None, pair_ids: list[int]) -> list[PairRow]:
-    """The table rows of ``pair_ids`` (with the results of model ``model_id``), in that order."""
-    plan = _Plan(with_results=model_id is not None)
-    plan.where(plan.pair_id.in_(pair_ids))
-    if model_id is not None:
-        plan.where(PairResult.model_id == model_id)
-    found = {row[0]: PairRow(*row) for row in session.execute(_row_select(plan))}
-    return [found[pair_id] for pair_id in pair_ids if pair_id in found]
-
-
-def query_pairs(session: Session, q: PairQuery, orders: OrderCache | None = None) -> PairPage:
-    """One page of the pair table for ``q``, and how many rows match: the explorer's table, the
-    API's pair list and the review queue. With ``orders``, the view's whole order is taken from
-    (or kept in) that cache, so other pages of the same view cost no count and no sort.
-
-    The count joins only the tables its filters need. The page's pair ids are found next, joining
-    only what the filters and the sort need, so sorts by a result column walk the indexes
-    ``pair_results ([dataset_id,] model_id, column)`` and protocol order walks ``pairs (dataset_id,
-    position)``, stopping after one page; only then are those few rows joined to their images,
-    people and dataset (a "deferred join")."""
-    offset = (q.page - 1) * q.per_page
-    order = orders.get(q) if orders is not None else None
-    if order is not None:
-        page_ids = order.ids[offset : offset + q.per_page].tolist()
-        return PairPage(_rows(session, order.model_id, page_ids), len(order.ids), q.page, q.per_page, order.model)
-    plan, model = _plan(session, q)
-    total = _count(session, plan)
-    pair_ids = list(session.scalars(_ordered_ids(plan, q).limit(q.per_page).offset(offset)))
-    model_id = model.id if model else None
-    return PairPage(_rows(session, model_id, pair_ids), total, q.page, q.per_page, model.name if model else None)
 
 
 @dataclass(frozen=True)
@@ -330,106 +160,356 @@ class Neighbours:
     next: int | None
 
 
-def pair_neighbours(
-    session: Session, q: PairQuery, pair_id: int, index_hint: int | None = None, orders: OrderCache | None = None
-) -> Neighbours:
-    """The previous and next pair of ``pair_id`` in the order of ``q`` (its paging is ignored).
+@dataclass(frozen=True)
+class _Results:
+    """One model's results as columns aligned with the table's pairs: NaN where it has none
+    (decision and correctness as 1.0 / 0.0 / NaN)."""
 
-    ``index_hint`` (the row's index when the viewer was opened from the table) is checked with one
-    three-row query; if the table changed since, the pair is found in the ordered list of ids.
-    With ``orders``, the view's order comes from that cache."""
-    order = orders.get(q) if orders is not None else None
-    if order is not None:
-        return _neighbours(order.ids, pair_id, index_hint)
-    plan, _ = _plan(session, q)
-    ids_query = _ordered_ids(plan, q)
-    if index_hint is not None and index_hint >= 0:
-        start = max(index_hint - 1, 0)
-        window = list(session.scalars(ids_query.limit(3).offset(start)))
-        position = index_hint - start
-        if position < len(window) and window[position] == pair_id:
-            previous = window[position - 1] if position > 0 else None
-            following = window[position + 1] if position + 1 < len(window) else None
-            return Neighbours(index_hint, _count(session, plan), previous, following)
-    return _neighbours(array("q", session.scalars(ids_query)), pair_id)
+    name: str
+    has: np.ndarray
+    distance: np.ndarray
+    threshold: np.ndarray
+    predicted: np.ndarray
+    correct: np.ndarray
+    cscore: np.ndarray
+    #: Codes of the datasets it has results on.
+    datasets: frozenset[int]
 
-
-def _neighbours(ids: array[int], pair_id: int, index_hint: int | None = None) -> Neighbours:
-    """Where ``pair_id`` stands in the ordered ``ids`` (at ``index_hint`` if it is there)."""
-    if index_hint is not None and 0 <= index_hint < len(ids) and ids[index_hint] == pair_id:
-        index = index_hint
-    elif pair_id in ids:
-        index = ids.index(pair_id)
-    else:
-        return Neighbours(None, len(ids), None, None)
-    return Neighbours(
-        index, len(ids), ids[index - 1] if index > 0 else None, ids[index + 1] if index + 1 < len(ids) else None
-    )
+    def column(self, sort: str) -> np.ndarray:
+        return {
+            "distance": self.distance,
+            "threshold": self.threshold,
+            "prediction": self.predicted,
+            "correct": self.correct,
+            "cscore": self.cscore,
+        }[sort]
 
 
 @dataclass(frozen=True)
-class _Order:
-    """A view's matching pair ids in order, under the change token they were read at."""
+class _View:
+    """A query's matching rows (table indexes, in order), its model and the models compared."""
 
-    token: bytes
-    model_id: int | None
-    model: str | None
-    ids: array[int]
+    order: np.ndarray
+    model: _Results | None
+    compared: list[_Results]
 
 
-class OrderCache:
-    """Recent table orders, reused while the store is unchanged: per view (filters and sort, any
-    page), the matching pair ids in order. Paging through a view and walking it from the viewer ask
-    for the same order again and again, and an order by a name, a quality, the fold or the label
-    sorts every matching row (no index can serve a sort across the join). Sorts an index serves
-    (:data:`INDEXED_SORTS`) are not kept: a page of them costs less than reading the whole order.
+def _none_if_nan(values: list[float]) -> list[float | None]:
+    return [None if v != v else v for v in values]
 
-    An order is read in a fresh session after the store's change token
-    (:class:`~xfv.store.changes.ChangeToken`), so it is never older than its token, and it is used
-    only while the token is the same; a store without a token is never cached. At most
-    ``max_bytes`` of ids (8 bytes each) are kept, the least recently used dropped first."""
 
-    def __init__(self, store: Store, max_bytes: int) -> None:
-        self._store = store
-        self._token = ChangeToken(store)
-        self._max_bytes = max_bytes
-        self._orders: OrderedDict[PairQuery, _Order] = OrderedDict()
-        self._size = 0
+def _decisions(values: list[float]) -> list[bool | None]:
+    return [None if v != v else v == 1.0 for v in values]
+
+
+class PairTable:
+    """The whole pair table of a store in memory, as numpy columns (see the module docstring);
+    built by :meth:`load`, read-only afterwards (safe to share between threads)."""
+
+    def __init__(self, pairs: dict[str, np.ndarray], names: dict[str, list[str]], results: list[_Results]) -> None:
+        self._pairs = pairs
+        self.datasets = names["datasets"]  # by name; a pair's dataset code indexes this list
+        self._people = names["people"]  # sorted; a pair's identity codes index this list
+        self._people_lower = [name.lower() for name in self._people]
+        self._results = {r.name: r for r in results}
+        self._known = sorted(self._results)  # every model of the store, with results or not
+        self.models = [name for name in self._known if self._results[name].datasets]  # those with results
+        self._lower_quality = np.minimum(pairs["quality1"], pairs["quality2"])
+        self._orders: dict[tuple[str, str | None, bool], np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def get(self, q: PairQuery) -> _Order | None:
-        """The order of ``q``'s view, read now if not kept; None where nothing is cached or an
-        index serves the sort (then a page costs no more than reading its rows)."""
-        token = self._token.read() if self._max_bytes > 0 and q.sort not in INDEXED_SORTS else None
-        if token is None:
-            return None
-        key = replace(q, page=1, per_page=1)
+    def __len__(self) -> int:
+        return len(self._pairs["pair_id"])
+
+    @classmethod
+    def load(cls, session: Session) -> PairTable:
+        """Read every pair, its images and people, and every model's results (six plain queries,
+        no ORM objects)."""
+        run = session.connection().execute
+        datasets = run(select(Dataset.id, Dataset.name).order_by(Dataset.name)).all()
+        dataset_code = {row[0]: code for code, row in enumerate(datasets)}
+        people = dict(run(select(Identity.id, Identity.name)).all())
+        names = sorted(set(people.values()))
+        name_code = {name: code for code, name in enumerate(names)}  # people of two datasets may share a name
+        person_code = {pid: name_code[name] for pid, name in people.items()}
+        images = {row[0]: row[1:] for row in run(select(Image.id, Image.path, Image.quality, Image.identity_id))}
+        rows = run(
+            select(Pair.id, Pair.dataset_id, Pair.position, Pair.fold, Pair.same, Pair.image1_id, Pair.image2_id)
+            .order_by(Pair.id)
+        ).all()  # fmt: skip
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        image1, image2 = [images[r[5]] for r in rows], [images[r[6]] for r in rows]
+        pairs = {
+            "pair_id": ids,
+            "dataset": np.array([dataset_code[r[1]] for r in rows], dtype=np.int64),
+            "position": np.array([r[2] for r in rows], dtype=np.int64),
+            "fold": np.array([r[3] for r in rows], dtype=np.int64),
+            "same": np.array([bool(r[4]) for r in rows], dtype=bool),
+            "image1_id": np.array([r[5] for r in rows], dtype=np.int64),
+            "image2_id": np.array([r[6] for r in rows], dtype=np.int64),
+            "image1_path": np.array([i[0] for i in image1], dtype=object),
+            "image2_path": np.array([i[0] for i in image2], dtype=object),
+            "quality1": np.array([i[1] for i in image1], dtype=np.float64),
+            "quality2": np.array([i[1] for i in image2], dtype=np.float64),
+            "identity1": np.array([person_code[i[2]] for i in image1], dtype=np.int64),
+            "identity2": np.array([person_code[i[2]] for i in image2], dtype=np.int64),
+        }
+        models = dict(run(select(Model.id, Model.name)).all())
+        found = run(
+            select(
+                PairResult.model_id, PairResult.pair_id, PairResult.dataset_id, PairResult.distance,
+                PairResult.threshold, PairResult.predicted_same, PairResult.correct, PairResult.cscore,
+            )
+        ).all()  # fmt: skip
+        by_model: dict[int, list[Any]] = {}
+        for row in found:
+            by_model.setdefault(row[0], []).append(row)
+        results = [_model_results(name, by_model.get(mid, []), ids, dataset_code) for mid, name in models.items()]
+        return cls(pairs, {"datasets": [row[1] for row in datasets], "people": names}, results)
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def query(self, q: PairQuery) -> PairPage:
+        """One page of the table for ``q``, and how many rows match."""
+        view = self._view(q)
+        offset = (q.page - 1) * q.per_page
+        rows = self._rows(view.order[offset : offset + q.per_page], view)
+        names = [r.name for r in view.compared]
+        return PairPage(rows, len(view.order), q.page, q.per_page, view.model.name if view.model else None, names)
+
+    def every_row(self, q: PairQuery) -> list[PairRow]:
+        """Every row ``q`` matches, in its order (paging ignored)."""
+        view = self._view(q)
+        return self._rows(view.order, view)
+
+    def neighbours(self, q: PairQuery, pair_id: int, index_hint: int | None = None) -> Neighbours:
+        """The previous and next pair of ``pair_id`` in the order of ``q`` (its paging is ignored);
+        ``index_hint`` (the row's index when the viewer was opened from the table) is tried first."""
+        ids = self._pairs["pair_id"][self._view(q).order]
+        if index_hint is not None and 0 <= index_hint < len(ids) and ids[index_hint] == pair_id:
+            index = index_hint
+        else:
+            found = np.flatnonzero(ids == pair_id)
+            if not len(found):
+                return Neighbours(None, len(ids), None, None)
+            index = int(found[0])
+        previous = int(ids[index - 1]) if index > 0 else None
+        following = int(ids[index + 1]) if index + 1 < len(ids) else None
+        return Neighbours(index, len(ids), previous, following)
+
+    def default_model(self, dataset: str | None = None) -> str | None:
+        """The first model (by name) with results, on ``dataset`` if given."""
+        code = self._dataset_code(dataset) if dataset is not None else None
+        return next((m for m in self.models if code is None or code in self._results[m].datasets), None)
+
+    def models_on(self, dataset: str | None = None) -> list[str]:
+        """The models with results (on ``dataset`` if given), by name."""
+        code = self._dataset_code(dataset) if dataset is not None else None
+        return [m for m in self.models if code is None or code in self._results[m].datasets]
+
+    # --- the parts -------------------------------------------------------------------------
+
+    def _dataset_code(self, name: str) -> int:
+        try:
+            return self.datasets.index(name)
+        except ValueError:
+            raise unknown_dataset(name, self.datasets) from None
+
+    def _model(self, name: str) -> _Results:
+        found = self._results.get(name)
+        if found is None:
+            raise unknown_model(name, self._known)
+        return found
+
+    def _view(self, q: PairQuery) -> _View:
+        """Check ``q``, resolve its names, and find its rows in order."""
+        q.check()
+        dataset = q.dataset
+        code = self._dataset_code(dataset) if dataset is not None else None
+        main_name = q.model or (q.models[0] if q.models else self.default_model(dataset))
+        model = self._model(main_name) if main_name is not None else None
+        if model is None and q.needs_results:
+            raise XfvError(
+                "filtering or sorting by results needs computed results: the store has none yet (run `xfv compute`)"
+            )
+        others = q.models if q.models is not None else self.models_on(dataset)
+        compared = [model] if model is not None else []
+        compared += [self._model(name) for name in dict.fromkeys(others) if model is None or name != model.name]
+        mask = model.has.copy() if model is not None else np.ones(len(self), dtype=bool)
+        self._filter(mask, q, code, model, compared)
+        sort_model = self._model(q.sort_model) if q.sort_model is not None and q.sort in RESULT_SORTS else model
+        order = self._order(q.sort, sort_model, q.descending)
+        return _View(order[mask[order]], model, compared)
+
+    def _filter(
+        self, mask: np.ndarray, q: PairQuery, code: int | None, model: _Results | None, compared: list[_Results]
+    ) -> None:
+        """Narrow ``mask`` (in place) to the rows ``q``'s filters keep."""
+        pairs = self._pairs
+        if code is not None:
+            mask &= pairs["dataset"] == code
+        if q.fold is not None:
+            mask &= pairs["fold"] == q.fold
+        if q.same is not None:
+            mask &= pairs["same"] == q.same
+        if model is not None:
+            if q.predicted_same is not None:
+                mask &= model.predicted == float(q.predicted_same)
+            if q.correct is not None:
+                mask &= model.correct == float(q.correct)
+            if q.min_cscore is not None:
+                mask &= model.cscore >= q.min_cscore
+            if q.max_cscore is not None:
+                mask &= model.cscore <= q.max_cscore
+        if q.min_quality is not None:
+            mask &= self._lower_quality >= q.min_quality
+        if q.max_quality is not None:
+            mask &= self._lower_quality <= q.max_quality
+        if q.identity and q.identity.strip():
+            text = q.identity.strip().lower()
+            people = np.array([text in name for name in self._people_lower] or [False], dtype=bool)
+            mask &= people[pairs["identity1"]] | people[pairs["identity2"]]
+        if q.agreement is not None:
+            decisions = np.array([r.predicted for r in compared]).reshape(len(compared), len(self))
+            said_same, said_different = (decisions == 1.0).any(axis=0), (decisions == 0.0).any(axis=0)
+            if q.agreement == "disagree":
+                mask &= said_same & said_different
+            else:
+                mask &= ((decisions == decisions).sum(axis=0) >= 2) & ~(said_same & said_different)
+
+    def _order(self, sort: str, model: _Results | None, descending: bool) -> np.ndarray:
+        """Every row of the table in the order of ``sort`` (ties by pair id, the same direction;
+        rows without the value last), computed once per table, column and direction."""
+        key = (sort, model.name if model is not None and sort in RESULT_SORTS else None, descending)
+        found = self._orders.get(key)
+        if found is not None:
+            return found
+        pairs = self._pairs
+        if sort in RESULT_SORTS:
+            values = model.column(sort) if model is not None else np.full(len(self), np.nan)
+            keys: tuple[np.ndarray, ...] = (values,)
+        else:
+            keys = {
+                "position": (pairs["dataset"], pairs["position"]),
+                "dataset": (pairs["dataset"],),
+                "fold": (pairs["fold"],),
+                "identity1": (pairs["identity1"],),
+                "identity2": (pairs["identity2"],),
+                "label": (pairs["same"],),
+                "quality1": (pairs["quality1"],),
+                "quality2": (pairs["quality2"],),
+            }[sort]
+        ascending = np.lexsort((pairs["pair_id"], *reversed(keys)))  # NaN sorts last
+        order = ascending
+        if descending:
+            missing = np.isnan(keys[0][ascending]) if keys[0].dtype.kind == "f" else np.zeros(len(self), dtype=bool)
+            order = np.concatenate([ascending[~missing][::-1], ascending[missing][::-1]])
         with self._lock:
-            found = self._orders.get(key)
-            if found is not None and found.token == token:
-                self._orders.move_to_end(key)
-                return found
-        with self._store.sessions() as fresh:  # its snapshot starts after the token was read
-            plan, model = _plan(fresh, q)
-            ids = array("q", fresh.connection().execute(_ordered_ids(plan, q)).scalars())  # no ORM rows
-            order = _Order(token, model.id if model else None, model.name if model else None, ids)
-        self._keep(key, order)
+            self._orders[key] = order
         return order
 
-    def _keep(self, key: PairQuery, order: _Order) -> None:
+    def _rows(self, indexes: np.ndarray, view: _View) -> list[PairRow]:
+        """The table rows at ``indexes``, with the view's model's and compared models' results."""
+        pairs = self._pairs
+        column = {name: values[indexes].tolist() for name, values in pairs.items()}
+        datasets, people = self.datasets, self._people
+        cells = {r.name: _cells(r, indexes) for r in view.compared}
+        main = cells[view.model.name] if view.model is not None else None
+        rows = []
+        for n, pair_id in enumerate(column["pair_id"]):
+            results = {name: cell for name, found in cells.items() if (cell := found[n]) is not None}
+            mine = main[n] if main is not None else None
+            rows.append(
+                PairRow(
+                    pair_id, datasets[column["dataset"][n]], column["position"][n], column["fold"][n],
+                    column["same"][n], column["image1_id"][n], column["image1_path"][n],
+                    people[column["identity1"][n]], column["quality1"][n], column["image2_id"][n],
+                    column["image2_path"][n], people[column["identity2"][n]], column["quality2"][n],
+                    mine.distance if mine else None, mine.threshold if mine else None,
+                    mine.predicted_same if mine else None, mine.correct if mine else None,
+                    mine.cscore if mine else None, results,
+                )
+            )  # fmt: skip
+        return rows
+
+
+def _cells(results: _Results, indexes: np.ndarray) -> list[ModelResult | None]:
+    """A model's results at ``indexes`` (None where it has none)."""
+    columns = zip(
+        results.has[indexes].tolist(),
+        results.distance[indexes].tolist(),
+        _none_if_nan(results.threshold[indexes].tolist()),
+        _decisions(results.predicted[indexes].tolist()),
+        _decisions(results.correct[indexes].tolist()),
+        _none_if_nan(results.cscore[indexes].tolist()),
+        strict=True,
+    )
+    name = results.name
+    return [ModelResult(name, d, t, p, c, s) if has else None for has, d, t, p, c, s in columns]
+
+
+def _model_results(name: str, rows: list[Any], ids: np.ndarray, dataset_code: dict[int, int]) -> _Results:
+    """One model's result rows (model, pair, dataset, distance, threshold, decision, correct,
+    C-Score) as columns aligned with the table's sorted pair ids."""
+    at = np.searchsorted(ids, np.array([r[1] for r in rows], dtype=np.int64))
+
+    def spread(position: int) -> np.ndarray:
+        values = np.full(len(ids), np.nan)
+        values[at] = np.array([np.nan if r[position] is None else float(r[position]) for r in rows])
+        return values
+
+    has = np.zeros(len(ids), dtype=bool)
+    has[at] = True
+    datasets = frozenset(dataset_code[d] for d in {r[2] for r in rows})
+    return _Results(name, has, spread(3), spread(4), spread(5), spread(6), spread(7), datasets)
+
+
+class PairTables:
+    """The pair table of a store, kept while the store is unchanged: read in a fresh session after
+    the store's change token, so it is never older than its token, and used only while the token
+    stays the same (any write by any process, on SQLite or PostgreSQL, changes it). A store without
+    a token is read anew for every query. One load at a time; the others wait for it."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._token = ChangeToken(store)
+        self._kept: tuple[bytes, PairTable] | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> PairTable:
+        """The table as the store holds it now."""
+        token = self._token.read()
+        kept = self._kept
+        if token is not None and kept is not None and kept[0] == token:
+            return kept[1]
         with self._lock:
-            old = self._orders.pop(key, None)
-            self._size -= 8 * len(old.ids) if old else 0
-            self._orders[key] = order
-            self._size += 8 * len(order.ids)
-            while self._size > self._max_bytes and self._orders:
-                _, dropped = self._orders.popitem(last=False)
-                self._size -= 8 * len(dropped.ids)
+            kept = self._kept
+            if token is not None and kept is not None and kept[0] == token:
+                return kept[1]
+            with self._store.sessions() as fresh:  # its snapshot starts after the token was read
+                table = PairTable.load(fresh)
+            if token is not None:
+                self._kept = (token, table)
+            return table
+
+
+def query_pairs(session: Session, q: PairQuery, tables: PairTables | None = None) -> PairPage:
+    """One page of the pair table for ``q``, and how many rows match: the explorer's table, the
+    API's pair list and the review queue. With ``tables``, the table kept there is used (read in
+    ``session`` otherwise)."""
+    return (tables.current() if tables is not None else PairTable.load(session)).query(q)
+
+
+def pair_neighbours(
+    session: Session, q: PairQuery, pair_id: int, index_hint: int | None = None, tables: PairTables | None = None
+) -> Neighbours:
+    """The previous and next pair of ``pair_id`` in the order of ``q`` (see :meth:`PairTable.neighbours`)."""
+    return (tables.current() if tables is not None else PairTable.load(session)).neighbours(q, pair_id, index_hint)
 
 
 def result_rows(session: Session, dataset: Dataset, model: Model) -> list[PairRow]:
     """Every pair of ``dataset`` with a result of ``model``, in protocol order (for export)."""
-    plan = _Plan(with_results=True)
-    plan.where(PairResult.dataset_id == dataset.id)
-    plan.where(PairResult.model_id == model.id)
-    return [PairRow(*row) for row in session.execute(_row_select(plan).order_by(Pair.position))]
+    table = PairTable.load(session)
+    if model.name not in table.models:
+        return []
+    return table.every_row(PairQuery(dataset=dataset.name, model=model.name, models=(model.name,)))

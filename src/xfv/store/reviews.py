@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from xfv.errors import NotFoundError
 from xfv.store.catalog import default_model, find_model
 from xfv.store.models import Model, Pair, PairResult, Review, as_utc
-from xfv.store.pair_table import PairPage, PairQuery, PairRow, query_pairs
+from xfv.store.pair_table import PairPage, PairQuery, PairRow, PairTables, query_pairs
 
 Verdict = Literal["agree", "disagree"]
 
@@ -95,13 +95,17 @@ def review_queue(
     model: str | None = None,
     page: int = 1,
     per_page: int = 10,
+    tables: PairTables | None = None,
 ) -> ReviewQueue:
     """Pairs of ``model`` (default: the first with results) on ``dataset`` (default: all) with
-    C-Score <= ``max_cscore``, lowest first (an empty queue while no model has results)."""
+    C-Score <= ``max_cscore``, lowest first (an empty queue while no model has results); the pair
+    table is read from ``tables`` if given (see :func:`~xfv.store.pair_table.query_pairs`)."""
     if model is None and default_model(session, None) is None:
         return ReviewQueue(PairPage([], 0, page, per_page, None), [], max_cscore)
-    query = PairQuery(dataset=dataset, model=model, max_cscore=max_cscore, sort="cscore", page=page, per_page=per_page)
-    table = query_pairs(session, query)
+    query = PairQuery(
+        dataset=dataset, model=model, models=(), max_cscore=max_cscore, sort="cscore", page=page, per_page=per_page
+    )
+    table = query_pairs(session, query, tables)
     shown = find_model(session, table.model or "")
     pair_ids = [row.pair_id for row in table.rows]
     reviews = session.scalars(

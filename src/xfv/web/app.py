@@ -34,7 +34,7 @@ from xfv.web.answers import AnswerCache
 from xfv.web.api.common import IMMUTABLE
 from xfv.web.errors import TooManyJobsError, status_for
 from xfv.web.protection import CONTENT_SECURITY_POLICY, Protection
-from xfv.web.services import ORDER_SHARE, Services
+from xfv.web.services import Services
 from xfv.web.templating import templates
 
 STATIC = Path(str(resources.files("xfv.web") / "static"))
@@ -122,7 +122,7 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
     store = store or open_store()
     services = Services.build(store, occlusion or OcclusionSettings(), settings)
 
-    answers = settings.answer_cache_bytes - settings.answer_cache_bytes // ORDER_SHARE  # the rest keeps table orders
+    answers = settings.answer_cache_bytes
     shared = BlobCache(settings.web_answers_path, answers) if answers > 0 else None
 
     @asynccontextmanager

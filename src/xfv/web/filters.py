@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from xfv.store.pair_table import PairQuery, SortColumn
+from xfv.store.pair_table import Agreement, PairQuery, SortColumn
 
 PAGE_SIZES = (25, 50, 100, 200)
 
@@ -32,6 +32,7 @@ Text = Annotated[str, Field(max_length=100)]
 PageNumber = Annotated[int, Field(ge=1, le=1_000_000)]
 PageSize = Annotated[int, Field(ge=1, le=200)]
 Choice = Literal["same", "different"]
+ModelList = Annotated[str, Field(max_length=1000, pattern=r"^[^,]+(,[^,]+)*$")]
 
 
 class ExplorerQuery(BaseModel):
@@ -50,7 +51,18 @@ class ExplorerQuery(BaseModel):
     cscore_max: Annotated[UnitFloat | None, Blank] = None
     quality_min: Annotated[UnitFloat | None, Blank, Field(description="lower of the two image qualities >=")] = None
     quality_max: Annotated[UnitFloat | None, Blank, Field(description="lower of the two image qualities <=")] = None
+    models: Annotated[
+        ModelList | None,
+        Blank,
+        Field(description="models compared side by side, comma-separated (default: every model with results)"),
+    ] = None
+    agreement: Annotated[
+        Agreement | None, Blank, Field(description="the compared models' decisions: all alike, or not")
+    ] = None
     sort: Annotated[SortColumn, Blank] = "position"
+    sort_model: Annotated[
+        Name | None, Blank, Field(description="the model whose column a result sort reads (default: model)")
+    ] = None
     order: Annotated[Literal["asc", "desc"], Blank] = "asc"
     page: Annotated[PageNumber, Blank] = 1
     per_page: Annotated[PageSize, Blank] = 50
@@ -77,11 +89,19 @@ class ExplorerQuery(BaseModel):
             max_cscore=self.cscore_max,
             min_quality=self.quality_min,
             max_quality=self.quality_max,
+            models=self.model_list,
+            agreement=self.agreement,
             sort=self.sort,
+            sort_model=self.sort_model,
             descending=self.order == "desc",
             page=self.page,
             per_page=self.per_page,
         )
+
+    @property
+    def model_list(self) -> tuple[str, ...] | None:
+        """``models`` as names (None: every model with results)."""
+        return tuple(name.strip() for name in self.models.split(",")) if self.models else None
 
     def params(self, **changes: Any) -> dict[str, str]:
         """The non-default fields as URL parameters, after ``changes``."""
@@ -102,10 +122,17 @@ class ExplorerQuery(BaseModel):
         params = self.params(**changes) | {key: str(value) for key, value in (extra or {}).items() if value is not None}
         return f"{path}?{urlencode(params)}" if params else path
 
-    def sort_url(self, column: str) -> str:
-        """The explorer URL sorted by ``column``: ascending first, toggling when already sorted by it."""
-        order = "desc" if self.sort == column and self.order == "asc" else "asc"
-        return self.url(sort=column, order=order, page=1)
+    def sorted_by(self, column: str, model: str | None = None, main: str | None = None) -> bool:
+        """Whether the table is sorted by ``column`` (of ``model``, a result column; ``main`` is
+        the table's own model)."""
+        return self.sort == column and (model is None or (self.sort_model or main) == model)
+
+    def sort_url(self, column: str, model: str | None = None, main: str | None = None) -> str:
+        """The explorer URL sorted by ``column`` (of ``model``, a result column; ``main`` is the
+        table's own model): ascending first, toggling when already sorted by it."""
+        sort_model = None if model is None or model == main else model
+        order = "desc" if self.sort == column and self.sort_model == sort_model and self.order == "asc" else "asc"
+        return self.url(sort=column, sort_model=sort_model, order=order, page=1)
 
 
 DEFAULTS = ExplorerQuery().model_dump()

@@ -12,20 +12,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from xfv.store.catalog import dataset_names, default_model, model_names
+from xfv.store.catalog import dataset_names, model_names
 from xfv.store.overview import overview
-from xfv.store.pair_table import pair_neighbours, query_pairs
+from xfv.store.pair_table import PairQuery
 from xfv.store.pairs import pair_detail
-from xfv.store.results import results_by_pair
 from xfv.store.reviews import pair_reviews, review_queue
-from xfv.web.filters import PAGE_SIZES, ExplorerQuery
+from xfv.web.filters import PAGE_SIZES, ExplorerQuery, Name
 from xfv.web.ids import PairId, RowIndex
 from xfv.web.services import ServicesDep, SessionDep
+from xfv.web.table_rows import RESULT_COLUMNS, explorer_rows
 from xfv.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
 
-#: The explorer's columns: (sort key, heading, tooltip).
+#: The explorer's columns of a pair: (sort key, heading, tooltip).
 COLUMNS = (
     ("position", "#", "position in the protocol file"),
     ("identity1", "Pair", "the two images and their people"),
@@ -34,11 +34,6 @@ COLUMNS = (
     ("label", "Label", "ground truth: same person or not"),
     ("quality1", "Q1", "image quality of the first image, 0 to 1"),
     ("quality2", "Q2", "image quality of the second image, 0 to 1"),
-    ("distance", "Distance", "cosine distance of the embeddings"),
-    ("threshold", "Threshold", "the fold's threshold"),
-    ("prediction", "Prediction", "same iff distance <= threshold"),
-    ("correct", "Correct", "prediction equals label"),
-    ("cscore", "C-Score", "confidence of the prediction, 0.5 to 1"),
 )
 
 
@@ -61,21 +56,19 @@ def landing(request: Request, services: ServicesDep, session: SessionDep) -> HTM
 
 
 @router.get("/explorer", response_class=HTMLResponse)
-def explorer(
-    request: Request, services: ServicesDep, session: SessionDep, q: Annotated[ExplorerQuery, Query()]
-) -> HTMLResponse:
-    page = query_pairs(session, q.pair_query(), services.orders)
-    models = model_names(session)
-    others = results_by_pair(session, [row.pair_id for row in page.rows]) if len(models) > 1 else {}
+def explorer(request: Request, services: ServicesDep, q: Annotated[ExplorerQuery, Query()]) -> HTMLResponse:
+    table = services.tables.current()
+    page = table.query(q.pair_query())
     return _page(
         request,
         "explorer.html",
         page=page,
+        rows=explorer_rows(table, page, q),
         q=q,
-        datasets=dataset_names(session),
-        models=models,
-        others=others,
+        datasets=table.datasets,
+        models=table.models,
         columns=COLUMNS,
+        result_columns=RESULT_COLUMNS,
         page_sizes=PAGE_SIZES,
     )
 
@@ -88,12 +81,16 @@ def viewer(
     pair_id: PairId,
     q: Annotated[ExplorerQuery, Query()],
     i: RowIndex = None,
+    compare: Annotated[Name | None, Query(description="the model shown beside the table's model")] = None,
 ) -> HTMLResponse:
     detail = pair_detail(session, pair_id)
-    around = pair_neighbours(session, q.pair_query(), pair_id, i, services.orders)
+    table = services.tables.current()
+    view = q.pair_query()
+    around = table.neighbours(view, pair_id, i)
     models = list(dict.fromkeys([r.model for r in detail.results] + [m.model for m in detail.xmaps]))
-    table_model = q.model or (m.name if (m := default_model(session, None)) else None)
+    table_model = view.model or (view.models[0] if view.models else table.default_model(None))
     model = table_model if table_model in models else (models[0] if models else None)
+    other = next((name for name in _beside(view, compare, models) if name in models and name != model), None)
 
     def link(target: int | None, index: int | None) -> str | None:
         return None if target is None else q.url(f"/pairs/{target}", extra={"i": index}, page=1)
@@ -111,8 +108,19 @@ def viewer(
         back_url=q.url("/explorer", page=back_page),
         models=models,
         model=model,
+        other=other,
         occlusion=services.occlusion,
     )
+
+
+def _beside(view: PairQuery, compare: str | None, models: list[str]) -> list[str]:
+    """The models to show beside the table's, first that the pair has: the one asked for, else,
+    where the table compares models (several listed, or filtered on their agreement), the others."""
+    if compare:
+        return [compare]
+    if view.agreement is not None or len(view.models or ()) > 1:
+        return [*(view.models or ()), *models]
+    return []
 
 
 @router.get("/explain", response_class=HTMLResponse)
@@ -130,6 +138,7 @@ def explain(request: Request, services: ServicesDep, session: SessionDep) -> HTM
 @router.get("/review", response_class=HTMLResponse)
 def review(
     request: Request,
+    services: ServicesDep,
     session: SessionDep,
     max_cscore: Annotated[float, Query(ge=0.0, le=1.0)] = 0.75,
     dataset: Annotated[str | None, Query(max_length=200)] = None,
@@ -137,7 +146,9 @@ def review(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> HTMLResponse:
     q = ExplorerQuery(dataset=dataset or None, model=model or None, page=page, per_page=10)
-    queue = review_queue(session, max_cscore, dataset=q.dataset, model=q.model, page=q.page, per_page=q.per_page)
+    queue = review_queue(
+        session, max_cscore, dataset=q.dataset, model=q.model, page=q.page, per_page=q.per_page, tables=services.tables
+    )
     return _page(request, "review.html", queue=queue, q=q, datasets=dataset_names(session), models=model_names(session))
 
 

@@ -12,14 +12,11 @@ from sqlalchemy.orm import Session
 from xfv.config import Settings
 from xfv.method.occlusion import OcclusionSettings
 from xfv.store import Store
-from xfv.store.pair_table import OrderCache
+from xfv.store.pair_table import PairTables
 from xfv.web.jobs import JobManager
 from xfv.web.lru import LRU
 from xfv.web.pairmaps import PairMaps
 from xfv.web.uploads import Uploads
-
-#: One part in ORDER_SHARE of ``answer_cache_bytes`` keeps table orders, the rest answers.
-ORDER_SHARE = 4
 
 
 @dataclass
@@ -31,7 +28,7 @@ class Services:
     pair_maps: PairMaps
     uploads: Uploads
     thumbnails: LRU[tuple[int, int], bytes]
-    orders: OrderCache
+    tables: PairTables
     occlusion: OcclusionSettings
     default_model: str
     max_upload_bytes: int
@@ -45,7 +42,7 @@ class Services:
             pair_maps=PairMaps(store, jobs, occlusion),
             uploads=Uploads(store, jobs, occlusion, settings.max_upload_bytes, settings.max_image_pixels),
             thumbnails=LRU(4096),
-            orders=OrderCache(store, settings.answer_cache_bytes // ORDER_SHARE),
+            tables=PairTables(store),
             occlusion=occlusion,
             default_model=settings.default_model,
             max_upload_bytes=settings.max_upload_bytes,

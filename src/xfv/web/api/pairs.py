@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from xfv.store.pair_table import Neighbours, PairRow, pair_neighbours, query_pairs
+from xfv.store.pair_table import Neighbours, PairRow
 from xfv.store.pairs import PairDetail, get_pair, pair_detail
 from xfv.store.reviews import ReviewRecord, pair_reviews
 from xfv.web.api.common import IMMUTABLE, PNG, ImageIndex, errors, png_response
@@ -26,7 +26,8 @@ class PairListOut(BaseModel):
     page: int
     per_page: int
     pages: int
-    model: str | None = Field(description="the model whose results the rows show")
+    model: str | None = Field(description="the model whose results the rows' own result fields show")
+    models: list[str] = Field(description="the models compared: each row's `results` holds theirs, by name")
     rows: list[PairRow]
 
 
@@ -39,10 +40,16 @@ class PairOut(BaseModel):
 
 
 @router.get("/pairs", summary="List pairs: filter, sort and page the pair table", responses=errors(400))
-def list_pairs(services: ServicesDep, session: SessionDep, q: Annotated[ExplorerQuery, Query()]) -> PairListOut:
-    table = query_pairs(session, q.pair_query(), services.orders)
+def list_pairs(services: ServicesDep, q: Annotated[ExplorerQuery, Query()]) -> PairListOut:
+    table = services.tables.current().query(q.pair_query())
     return PairListOut(
-        total=table.total, page=q.page, per_page=q.per_page, pages=table.pages, model=table.model, rows=table.rows
+        total=table.total,
+        page=q.page,
+        per_page=q.per_page,
+        pages=table.pages,
+        model=table.model,
+        models=table.models,
+        rows=table.rows,
     )
 
 
@@ -70,7 +77,7 @@ def get_neighbours(
     index: RowIndex = None,
 ) -> Neighbours:
     get_pair(session, pair_id)
-    return pair_neighbours(session, q.pair_query(), pair_id, index, services.orders)
+    return services.tables.current().neighbours(q.pair_query(), pair_id, index)
 
 
 @router.get(

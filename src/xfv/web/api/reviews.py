@@ -39,6 +39,7 @@ class QueueOut(BaseModel):
 
 @router.get("/reviews", summary="The review queue: pairs the model is least sure of", responses=errors(400))
 def get_queue(
+    services: ServicesDep,
     session: SessionDep,
     max_cscore: Annotated[float, Query(ge=0.0, le=1.0)] = 0.75,
     dataset: Annotated[str | None, Query(max_length=200)] = None,
@@ -47,7 +48,13 @@ def get_queue(
     per_page: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> QueueOut:
     queue = review_queue(
-        session, max_cscore, dataset=dataset or None, model=model or None, page=page, per_page=per_page
+        session,
+        max_cscore,
+        dataset=dataset or None,
+        model=model or None,
+        page=page,
+        per_page=per_page,
+        tables=services.tables,
     )
     table = queue.page
     return QueueOut(

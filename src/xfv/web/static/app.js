@@ -54,6 +54,7 @@ class XMapViewer {
     this.id = root.dataset.id;
     this.auto = root.dataset.auto === "1";
     this.useHash = root.dataset.hash === "1";
+    this.hashPrefix = root.dataset.side === "b" ? "b." : "";  // the second of two viewers side by side
     this.state = { model: root.dataset.model, method: "1", patch: "merged", display: "blend", opacity: "100", setting: "" };
     if (this.useHash) Object.assign(this.state, this.readHash());
     this.status = root.querySelector("[data-status]");
@@ -67,7 +68,8 @@ class XMapViewer {
   readHash() {
     const params = new URLSearchParams(window.location.hash.slice(1));
     const known = ["model", "method", "patch", "display", "opacity", "setting"];
-    return Object.fromEntries(known.filter((key) => params.get(key)).map((key) => [key, params.get(key)]));
+    const prefix = this.hashPrefix;
+    return Object.fromEntries(known.filter((key) => params.get(prefix + key)).map((key) => [key, params.get(prefix + key)]));
   }
 
   bind() {
@@ -224,9 +226,13 @@ class XMapViewer {
     this.render();
   }
 
+  /** Keep this viewer's state in the URL's #fragment (under its prefix, beside another viewer's). */
   writeHash() {
-    const { model, method, patch, display, opacity } = this.state;
-    const params = new URLSearchParams({ model, method, patch, display, opacity });
+    const params = new URLSearchParams(window.location.hash.slice(1));
+    ["model", "method", "patch", "display", "opacity"].forEach((key) => {
+      if (this.state.model) params.set(this.hashPrefix + key, this.state[key]);
+      else params.delete(this.hashPrefix + key);
+    });
     window.history.replaceState(null, "", `${window.location.pathname}${window.location.search}#${params}`);
   }
 
@@ -263,7 +269,9 @@ class XMapViewer {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-xmap-viewer]").forEach((root) => {
-    if (root.dataset.id) new XMapViewer(root).load();
+    if (!root.dataset.id) return;
+    const viewer = new XMapViewer(root);
+    if (viewer.state.model) viewer.load();
   });
   document.querySelectorAll("form[data-auto-submit]").forEach((form) => {
     form.addEventListener("change", (event) => {
