@@ -36,9 +36,10 @@ from xfv.cache import BlobCache
 from xfv.errors import ImageTooLargeError
 from xfv.faces import decode_image
 from xfv.store import open_store
-from xfv.store.changes import ChangeToken
-from xfv.store.models import WebJob
+from xfv.store.changes import ChangeToken, data_version
+from xfv.store.models import WebJob, utcnow
 from xfv.store.pair_table import SORT_COLUMNS, PairQuery, PairTables, pair_neighbours, query_pairs
+from xfv.store.web_jobs import add_web_job, update_web_job
 from xfv.web import create_app
 from xfv.web.errors import TooManyJobsError
 from xfv.web.jobs import JobManager
@@ -594,6 +595,51 @@ def test_the_pair_table_is_kept_only_while_the_store_is_unchanged(backend_store:
     finally:
         with backend_store.store.engine.begin() as connection:
             connection.execute(text(change), {"by": -2, "image": lowest.image1_id})
+
+
+#: Per table the pair table is read from, a key column and a column a write may set to itself.
+PAIR_TABLE_SOURCES = {
+    "datasets": ("id", "name"), "identities": ("id", "name"), "images": ("id", "quality"), "pairs": ("id", "fold"),
+    "models": ("id", "name"), "pair_results": ("pair_id", "distance"),
+}  # fmt: skip
+
+
+def test_job_progress_keeps_the_pair_table_and_its_sources_replace_it(backend_store: WebStore) -> None:  # noqa: F811
+    """A web job's progress write moves the change token but not the pair table's data version, so
+    no server process reads the table again; an insert, update or delete on any table it is read
+    from raises the version (triggers, on SQLite and PostgreSQL) and the table is read anew."""
+    store, token = backend_store.store, ChangeToken(backend_store.store)
+    tables = PairTables(store)
+    kept, before = tables.current(), token.read()
+    with store.sessions() as session:
+        version = data_version(session, "pair_table")
+        add_web_job(session, "progress-probe", "xmaps", "probe", 10, "/api/none", "test")
+        session.commit()
+        update_web_job(session, "progress-probe", done=5)
+        session.commit()
+    assert token.read() != before, "a job's progress is a write like any other"
+    assert tables.current() is kept, "but not one to the pair table"
+    versions = [version]
+    for table, (key, column) in PAIR_TABLE_SOURCES.items():
+        with store.engine.begin() as connection:
+            connection.execute(
+                text(f"UPDATE {table} SET {column} = {column} WHERE {key} = (SELECT min({key}) FROM {table})")
+            )
+        with store.sessions() as session:
+            versions.append(data_version(session, "pair_table"))
+        assert versions[-1] > versions[-2], f"an update of {table} raises the version"
+        assert tables.current() is not kept, table
+        kept = tables.current()
+    with store.engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO models (name, weights_hash, spec, created_at) VALUES ('probe', 'x', '{}', :now)"),
+            {"now": utcnow()},
+        )
+    assert tables.current() is not kept and "probe" not in tables.current().models, "inserted: read again"
+    kept = tables.current()
+    with store.engine.begin() as connection:
+        connection.execute(text("DELETE FROM models WHERE name = 'probe'"))
+    assert tables.current() is not kept, "deleted: read again"
 
 
 def _serve(url: str, home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:

@@ -18,10 +18,12 @@ import os
 import threading
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from xfv.store.engine import Store
+from xfv.store.models import DataVersion
 
 
 class ChangeToken:
@@ -64,6 +66,12 @@ class ChangeToken:
         except OSError:
             return None
         return counter if index is None else counter + index
+
+
+def data_version(session: Session, name: str) -> int | None:
+    """The counter ``name`` of ``data_versions`` (raised by triggers with every write to the tables
+    it covers, see migration 0005); None where the store has none."""
+    return session.scalar(select(DataVersion.version).where(DataVersion.name == name))
 
 
 #: Per file, the descriptor this process reads it through and the file it is (its inode).

@@ -24,6 +24,9 @@ per resource (:mod:`xfv.store`).
   recorded from the web platform's review queue.
 - ``web_jobs`` and ``web_uploads``: the web server's background jobs and uploaded pairs, shared by
   every server process.
+- ``data_versions``: counters that database triggers raise with every write to what they name:
+  ``pair_table`` counts writes to datasets, identities, images, pairs, models and pair results,
+  so the web's kept pair table is read again only when they change, not on every job's progress.
 
 Every change here needs an Alembic migration in ``xfv/store/migrations/versions``; a test checks
 that the migrations build exactly these tables.
@@ -36,6 +39,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -324,3 +328,12 @@ class WebUpload(Base):
     photos: Mapped[bytes] = mapped_column(LargeBinary)
     maps: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class DataVersion(Base):
+    """A counter the store's triggers raise with every write to the tables it names (migration 0005)."""
+
+    __tablename__ = "data_versions"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

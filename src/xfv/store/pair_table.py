@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from xfv.errors import XfvError
 from xfv.store.catalog import unknown_dataset, unknown_model
-from xfv.store.changes import ChangeToken
+from xfv.store.changes import ChangeToken, data_version
 from xfv.store.engine import Store
 from xfv.store.models import Dataset, Identity, Image, Model, Pair, PairResult
 from xfv.store.results import ModelResult
@@ -464,32 +464,44 @@ def _model_results(name: str, rows: list[Any], ids: np.ndarray, dataset_code: di
     return _Results(name, has, spread(3), spread(4), spread(5), spread(6), spread(7), datasets)
 
 
+@dataclass(frozen=True)
+class _KeptTable:
+    """A pair table with the change token and data version it was read after."""
+
+    token: bytes | None
+    version: int | None
+    table: PairTable
+
+
 class PairTables:
-    """The pair table of a store, kept while the store is unchanged: read in a fresh session after
-    the store's change token, so it is never older than its token, and used only while the token
-    stays the same (any write by any process, on SQLite or PostgreSQL, changes it). A store without
-    a token is read anew for every query. One load at a time; the others wait for it."""
+    """The pair table of a store, kept while its data is unchanged. Every query reads the store's
+    change token (any write by any process, on SQLite or PostgreSQL, changes it); when it moved,
+    the ``pair_table`` data version (raised by triggers only with writes to what the table is read
+    from) says whether the kept table still holds: a running job's progress writes do not make
+    every server process read the table again. The table is read in the same fresh session as the
+    version, after the token, so it is never older than either. One load at a time."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._token = ChangeToken(store)
-        self._kept: tuple[bytes, PairTable] | None = None
+        self._kept: _KeptTable | None = None
         self._lock = threading.Lock()
 
     def current(self) -> PairTable:
         """The table as the store holds it now."""
         token = self._token.read()
         kept = self._kept
-        if token is not None and kept is not None and kept[0] == token:
-            return kept[1]
+        if token is not None and kept is not None and kept.token == token:
+            return kept.table
         with self._lock:
             kept = self._kept
-            if token is not None and kept is not None and kept[0] == token:
-                return kept[1]
+            if token is not None and kept is not None and kept.token == token:
+                return kept.table
             with self._store.sessions() as fresh:  # its snapshot starts after the token was read
-                table = PairTable.load(fresh)
-            if token is not None:
-                self._kept = (token, table)
+                version = data_version(fresh, "pair_table")
+                unchanged = kept is not None and version is not None and kept.version == version
+                table = kept.table if kept is not None and unchanged else PairTable.load(fresh)
+            self._kept = _KeptTable(token, version, table)
             return table
 
 
