@@ -143,6 +143,6 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _install_docs(app)
     _install_error_handlers(app)
+    app.include_router(pages.router)  # first: the explorer and viewer are matched before the API's many routes
     app.include_router(api.router)
-    app.include_router(pages.router)
     return app

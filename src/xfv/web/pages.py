@@ -56,7 +56,10 @@ def landing(request: Request, services: ServicesDep, session: SessionDep) -> HTM
 
 
 @router.get("/explorer", response_class=HTMLResponse)
-def explorer(request: Request, services: ServicesDep, q: Annotated[ExplorerQuery, Query()]) -> HTMLResponse:
+def explorer(request: Request, services: ServicesDep) -> HTMLResponse:
+    """The pair table; its many parameters read in one validation (not FastAPI's one per parameter:
+    a page, not part of the API schema)."""
+    q = ExplorerQuery.from_params(request.query_params)
     table = services.tables.current()
     page = table.query(q.pair_query())
     return _page(
