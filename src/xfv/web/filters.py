@@ -9,8 +9,8 @@ the URL's words (``label=same``, ``outcome=wrong``, ``order=desc``) into the sto
 
 from __future__ import annotations
 
-from functools import cached_property
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Annotated, Any, Literal
 from urllib.parse import quote_plus
 
