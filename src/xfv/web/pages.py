@@ -61,12 +61,12 @@ def explorer(request: Request, services: ServicesDep) -> HTMLResponse:
     a page, not part of the API schema)."""
     q = ExplorerQuery.from_params(request.query_params)
     table = services.tables.current()
-    page = table.query(q.pair_query())
+    page, pair_ids = table.page_ids(q.pair_query())
     return _page(
         request,
         "explorer.html",
         page=page,
-        rows=explorer_rows(table, page, q),
+        rows=explorer_rows(table, page, pair_ids, q),
         q=q,
         datasets=table.datasets,
         models=table.models,
