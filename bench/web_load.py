@@ -13,10 +13,11 @@ The load generator is ``wrk`` (``apt-get install wrk``; a C program, so the clie
 CPU), one thread, with a Lua script cycling through ``--urls`` (3,000) distinct generated URLs
 per kind (random page, sort column and order, filters and page size). One server runs, in order:
 
-- ``explorer_first`` and ``api_first`` at 50 connections: one pass over the URLs, each asked
-  once (wrk is stopped when all are answered, or after ``--warmup`` seconds), so every answer is one
-  the server never rendered before: the cost of a new URL (each server process keeps the answers
-  it rendered while the store is unchanged, ``XFV_ANSWER_CACHE_MB``);
+- ``explorer_first`` and ``api_first`` at 50 connections, and ``explorer10_first`` at 10
+  connections (on a second set of explorer URLs): one pass over the URLs, each asked once (wrk is
+  stopped when all are answered, or after ``--warmup`` seconds), so every answer is one the server
+  never rendered before: the cost of a new URL (the server processes keep an answer from the second
+  time they render its URL while the store is unchanged, ``XFV_ANSWER_CACHE_MB``);
 - ``explorer`` at 50 connections and ``explorer10`` at 10 connections (``/explorer`` pages), and
   ``api`` at 50 connections (``/api/pairs`` with the same parameters, ``/api/pairs/{id}`` and the
   viewer's ``/api/pairs/{id}/neighbours``), ``--duration`` seconds each: the same URLs again
@@ -25,7 +26,11 @@ per kind (random page, sort column and order, filters and page size). One server
 It reports requests/s, p50/p99 latency, errors (connection errors, timeouts and non-2xx answers)
 and the server's CPU per request (all its processes, from ``/proc``), with the machine's load
 average; ``--json``: ``explorer_rps``, ``explorer_p99_ms``, ``explorer10_p99_ms``, ``api_p99_ms``,
-``cpu_ms_per_request`` (explorer at 50), ``explorer_first_cpu_ms_per_request``, ``errors``, ...
+``cpu_ms_per_request`` (explorer at 50), ``explorer_first_rps``, ``explorer_first_p99_ms``,
+``explorer10_first_p99_ms``, ``explorer_first_cpu_ms_per_request``, ``errors``, ...
+
+Where the store has results of several models, the URLs also compare them: a ``models`` list,
+their ``agreement``, another table ``model`` and a ``sort_model`` for result columns.
 """
 
 from __future__ import annotations
@@ -142,7 +147,7 @@ def store_size(url: str) -> dict[str, Any]:
     from sqlalchemy import func
 
     from xfv.store import open_store
-    from xfv.store.models import Dataset, Pair, PairResult
+    from xfv.store.models import Dataset, Model, Pair, PairResult
 
     store = open_store(url)
     with store.sessions() as session:
@@ -151,6 +156,11 @@ def store_size(url: str) -> dict[str, Any]:
             "pairs": session.scalar(select(func.count()).select_from(Pair)),
             "pair_results": session.scalar(select(func.count()).select_from(PairResult)),
             "pair_ids": list(session.scalars(select(Pair.id))),
+            "models": list(
+                session.scalars(
+                    select(Model.name).where(Model.id.in_(select(PairResult.model_id))).order_by(Model.name)
+                )
+            ),
         }
     store.close()
     return size
@@ -222,12 +232,25 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 
 SORTS = ["position", "identity1", "identity2", "dataset", "fold", "label", "quality1", "quality2", "distance",
          "threshold", "prediction", "correct", "cscore"]  # fmt: skip
+RESULT_SORTS = {"distance", "threshold", "prediction", "correct", "cscore"}
 PAGE_SIZES = [25, 50, 100, 200]
 
 
-def explorer_params(rng: random.Random, datasets: list[str], pairs: int) -> dict[str, str]:
-    """A random explorer state: filters, sort, order, page size and page, as a user would click them."""
+def explorer_params(rng: random.Random, datasets: list[str], pairs: int, models: list[str]) -> dict[str, str]:
+    """A random explorer state: filters, sort, order, page size and page, as a user would click
+    them; with several ``models``, also which are compared, their agreement and the sorted model."""
     params: dict[str, str] = {"sort": rng.choice(SORTS), "order": rng.choice(["asc", "desc"])}
+    if len(models) > 1:
+        compared = models
+        if rng.random() < 0.3:
+            compared = rng.sample(models, rng.randint(2, len(models)))
+            params["models"] = ",".join(compared)
+        if rng.random() < 0.3:
+            params["model"] = rng.choice(compared)
+        if rng.random() < 0.2:
+            params["agreement"] = rng.choice(["agree", "disagree"])
+        if params["sort"] in RESULT_SORTS and rng.random() < 0.5:
+            params["sort_model"] = rng.choice(compared)
     per_page = rng.choice(PAGE_SIZES)
     if per_page != 50:
         params["per_page"] = str(per_page)
@@ -250,9 +273,9 @@ def explorer_params(rng: random.Random, datasets: list[str], pairs: int) -> dict
     return params
 
 
-def urls(kind: str, size: dict[str, Any], count: int, seed: int) -> list[str]:
-    """``count`` distinct varied paths of one kind of request."""
-    rng = random.Random(f"{seed}-{kind}")
+def urls(kind: str, size: dict[str, Any], count: int, seed: int, tag: str = "") -> list[str]:
+    """``count`` distinct varied paths of one kind of request (another ``tag``: other paths)."""
+    rng = random.Random(f"{seed}-{kind}{tag}")
     paths: dict[str, None] = {}
     while len(paths) < count:
         paths.update(dict.fromkeys(_paths(kind, size, rng, count - len(paths))))
@@ -262,7 +285,7 @@ def urls(kind: str, size: dict[str, Any], count: int, seed: int) -> list[str]:
 def _paths(kind: str, size: dict[str, Any], rng: random.Random, count: int) -> list[str]:
     paths = []
     for _ in range(count):
-        params = explorer_params(rng, size["datasets"], size["pairs"] // max(1, len(size["datasets"])))
+        params = explorer_params(rng, size["datasets"], size["pairs"] // max(1, len(size["datasets"])), size["models"])
         if kind == "explorer":
             paths.append(f"/explorer?{urlencode(params)}")
             continue
@@ -366,8 +389,11 @@ def measure(args: argparse.Namespace, url: str, home: Path, size: dict[str, Any]
     """The runs (see the module docstring) on one server: the first passes over the URLs (mostly
     uncached answers), then the measured runs."""
     explorer, api = urls("explorer", size, args.urls, args.seed), urls("api", size, args.urls, args.seed)
+    asked = set(explorer)
+    fresh = [path for path in urls("explorer", size, 2 * args.urls, args.seed, "-10") if path not in asked]
     plan = [
         ("explorer_first", explorer, 50, args.warmup, True),
+        ("explorer10_first", fresh[: args.urls], 10, args.warmup, True),
         ("api_first", api, 50, args.warmup, True),
         ("explorer", explorer, 50, args.duration, False),
         ("explorer10", explorer, 10, args.duration, False),
@@ -408,6 +434,7 @@ def main() -> int:
     summary: dict[str, Any] = {
         "store": store,
         "pair_results": size["pair_results"],
+        "models": size["models"],
         "workers": args.workers,
         "seconds_per_run": args.duration,
         "distinct_urls": args.urls,
@@ -420,7 +447,10 @@ def main() -> int:
         "cpu_ms_per_request": runs["explorer"]["cpu_ms_per_request"],
         "api_cpu_ms_per_request": runs["api"]["cpu_ms_per_request"],
         "explorer_first_rps": runs["explorer_first"]["rps"],
+        "explorer_first_p50_ms": runs["explorer_first"]["p50_ms"],
         "explorer_first_p99_ms": runs["explorer_first"]["p99_ms"],
+        "explorer10_first_p99_ms": runs["explorer10_first"]["p99_ms"],
+        "explorer10_first_cpu_ms_per_request": runs["explorer10_first"]["cpu_ms_per_request"],
         "explorer_first_cpu_ms_per_request": runs["explorer_first"]["cpu_ms_per_request"],
         "api_first_cpu_ms_per_request": runs["api_first"]["cpu_ms_per_request"],
         "errors": sum(run["errors"] for run in runs.values()),

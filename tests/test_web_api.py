@@ -10,18 +10,21 @@ import io
 import re
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
 import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 
 from tests.conftest import lfw_image
 from tests.web_fixtures import TINY, WebStore
 from xfv.store.models import Image
 from xfv.store.pair_table import SORT_COLUMNS
 from xfv.web import create_app
+from xfv.web.filters import ExplorerQuery
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -126,6 +129,35 @@ def test_pages_show_errors_as_pages(client: TestClient) -> None:
         assert response.status_code == status, path
         assert response.headers["content-type"].startswith("text/html")
         assert 'class="alert error"' in response.text
+
+
+def test_explorer_answers_invalid_parameters_as_the_api_does(client: TestClient) -> None:
+    """The explorer validates its parameters in one call: the same 422 message per field as
+    ``/api/pairs`` (FastAPI's per-parameter validation), the last of a repeated one counting."""
+    for query in ["cscore_min=5", "fold=abc&per_page=0", "cscore_min=0.9&cscore_max=0.2", "sort=password"]:
+        page, api = client.get(f"/explorer?{query}"), client.get(f"/api/pairs?{query}")
+        assert page.status_code == api.status_code == 422, query
+        assert str(escape(api.json()["detail"])) in page.text, query
+    assert client.get("/explorer?per_page=0&per_page=25&unknown=1").status_code == 200
+
+
+def test_explorer_links_encode_state_as_urlencode_does() -> None:
+    """Links built from the state's pre-encoded parts equal ``urlencode`` of its non-default fields."""
+    q = ExplorerQuery(identity="O'Brien & co", models="a b,c", cscore_max=0.7, sort="cscore", page=3)
+    defaults = ExplorerQuery().model_dump()
+
+    def expected(path: str, extra: dict[str, Any] | None = None, **changes: Any) -> str:
+        values = q.model_dump() | changes
+        params = {k: str(v) for k, v in values.items() if v is not None and v != defaults[k]}
+        params |= {k: str(v) for k, v in (extra or {}).items() if v is not None}
+        return f"{path}?{urlencode(params)}" if params else path
+
+    assert q.url() == expected("/explorer")
+    assert q.url(page=1, sort="fold", order="desc") == expected("/explorer", page=1, sort="fold", order="desc")
+    assert q.url(identity=None, label="same", page=7) == expected("/explorer", identity=None, label="same", page=7)
+    assert q.url("/pairs/5", extra={"i": 4}, page=1) == expected("/pairs/5", extra={"i": 4}, page=1)
+    assert q.viewer_url(5, 9) == expected("/pairs/5", extra={"i": 9})
+    assert ExplorerQuery().url(page=1) == "/explorer" and ExplorerQuery().viewer_url(2, 0) == "/pairs/2?i=0"
 
 
 def test_openapi_lists_every_endpoint(client: TestClient) -> None:

@@ -536,13 +536,15 @@ def test_answers_are_shared_by_the_server_processes(
     lfw_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two apps on one store and one cache folder stand for two server processes: an answer one
-    rendered is sent by the other without rendering it again, until the store changes. (A store
-    of its own: no job of another test writes to it meanwhile.)"""
+    rendered twice (a URL rendered once is not kept) is sent by the other without rendering it
+    again, until the store changes. (A store of its own: no job of another test writes to it meanwhile.)"""
     monkeypatch.setenv("XFV_CACHE_DIR", str(tmp_path))
     web_store = build_web_store(f"sqlite:///{tmp_path / 'own.sqlite'}")
-    url = "/api/pairs?sort=fold&per_page=4&page=2"
+    url, once = "/api/pairs?sort=fold&per_page=4&page=2", "/api/pairs?sort=fold&per_page=4&page=3"
     with TestClient(create_app(web_store.store, occlusion=TINY)) as first:
         rendered = first.get(url)
+        assert first.get(url).content == rendered.content
+        assert first.get(once).status_code == 200
     assert rendered.status_code == 200
 
     def fail(*_: Any, **__: Any) -> None:
@@ -553,6 +555,8 @@ def test_answers_are_shared_by_the_server_processes(
         again = second.get(url)
         assert again.status_code == 200 and again.content == rendered.content
         assert again.headers["etag"] == rendered.headers["etag"]
+        with pytest.raises(AssertionError, match="rendered again"):  # asked once there: not kept
+            second.get(once)
         change = "UPDATE datasets SET image_count = image_count + :by"
         with web_store.store.engine.begin() as connection:  # any write: the kept answer is stale
             connection.execute(text(change), {"by": 1})

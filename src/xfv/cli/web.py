@@ -54,6 +54,7 @@ def run_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         http=HeaderTimeoutProtocol,
         log_level="warning",
+        access_log=False,
         timeout_keep_alive=30,
     )
     return 0

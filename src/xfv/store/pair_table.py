@@ -277,6 +277,19 @@ class PairTable:
         names = [r.name for r in view.compared]
         return PairPage(rows, len(view.order), q.page, q.per_page, view.model.name if view.model else None, names)
 
+    def page_ids(self, q: PairQuery) -> tuple[PairPage, list[int]]:
+        """:meth:`query`'s page without its rows (``rows`` left empty) and the page's pair ids in
+        order: for callers that keep rows rendered, who build those they lack with :meth:`rows_of`."""
+        view = self._view(q)
+        offset = (q.page - 1) * q.per_page
+        ids = self._pairs["pair_id"][view.order[offset : offset + q.per_page]].tolist()
+        names = [r.name for r in view.compared]
+        return PairPage([], len(view.order), q.page, q.per_page, view.model.name if view.model else None, names), ids
+
+    def rows_of(self, q: PairQuery, pair_ids: list[int]) -> list[PairRow]:
+        """The rows of ``pair_ids`` (pairs of this table) with the results of the models ``q`` compares."""
+        return self._rows(np.searchsorted(self._pairs["pair_id"], pair_ids), self._view(q))
+
     def every_row(self, q: PairQuery) -> list[PairRow]:
         """Every row ``q`` matches, in its order (paging ignored)."""
         view = self._view(q)

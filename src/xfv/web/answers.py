@@ -8,7 +8,10 @@ again instead of querying and rendering anew. Every answer carries an ETag of (t
 browser revalidating (``Cache-Control: no-cache``) gets 304 Not Modified while nothing changed.
 
 The token is :class:`xfv.store.changes.ChangeToken`'s; a store without one, or an unreadable
-token, is never cached. Cached bodies are kept zlib-compressed, at most
+token, is never cached. An answer is kept from the second time its URL is rendered under the same
+token (this process remembers the last :data:`SEEN_URLS` URLs it rendered, without their bodies):
+most URLs of a browsing session are asked once, and a fresh answer then costs no compression and
+no write to the shared file. Cached bodies are kept zlib-compressed, at most
 ``get_settings().answer_cache_bytes`` per server process, and in a file that every server process
 of the machine shares (:class:`xfv.cache.BlobCache`, ``web-answers.sqlite`` in the cache folder),
 so an answer one process rendered is sent by the others too (``xfv serve --workers N``).
@@ -42,6 +45,9 @@ class _Answer:
     media_type: bytes
 
 
+#: URLs whose first rendering this process remembers (the second one is kept).
+SEEN_URLS = 50_000
+
 #: GET paths whose answers depend only on their URL and the store: the explorer, the viewer, the
 #: landing page, and the API calls behind them.
 CACHEABLE = re.compile(r"^/(|explorer|pairs/[0-9]+|api/stats|api/pairs|api/pairs/[0-9]+|api/pairs/[0-9]+/neighbours)$")
@@ -59,6 +65,7 @@ class AnswerCache:
         self._shared = shared
         self._max_bytes = max_bytes
         self._answers: OrderedDict[str, _Answer] = OrderedDict()
+        self._seen: OrderedDict[str, bytes] = OrderedDict()  # URL -> token it was rendered under once
         self._size = 0
         self._lock = threading.Lock()
 
@@ -92,7 +99,7 @@ class AnswerCache:
             await send({"type": "http.response.start", "status": 200, "headers": length + headers})
             await send({"type": "http.response.body", "body": body})
             return
-        await self.app(scope, receive, self._recording(send, key, token, headers))
+        await self.app(scope, receive, self._recording(send, key, token, headers, keep=self._seen_before(key, token)))
 
     async def _read_token(self) -> bytes | None:
         """The store's change token; a database round trip runs on a thread, two small file reads do not."""
@@ -112,8 +119,18 @@ class AnswerCache:
         self._keep(key, answer)
         return answer
 
-    def _recording(self, send: Send, key: str, token: bytes, headers: list[tuple[bytes, bytes]]) -> Send:
-        """``send`` that tags a 200 answer with its ETag and keeps its body once complete."""
+    def _seen_before(self, key: str, token: bytes) -> bool:
+        """Whether this process rendered ``key`` before under ``token``; remembers it otherwise."""
+        with self._lock:
+            if self._seen.pop(key, None) == token:
+                return True
+            self._seen[key] = token
+            if len(self._seen) > SEEN_URLS:
+                self._seen.popitem(last=False)
+            return False
+
+    def _recording(self, send: Send, key: str, token: bytes, headers: list[tuple[bytes, bytes]], keep: bool) -> Send:
+        """``send`` that tags a 200 answer with its ETag and, with ``keep``, keeps its body once complete."""
         status, media_type, chunks = 0, b"", []
 
         async def recording(message: Message) -> None:
@@ -123,7 +140,7 @@ class AnswerCache:
                 if status == 200:
                     media_type = dict(message.get("headers", [])).get(b"content-type", b"")
                     message = {**message, "headers": [*message.get("headers", []), *headers]}
-            elif message["type"] == "http.response.body" and status == 200:
+            elif message["type"] == "http.response.body" and status == 200 and keep:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
                     answer = _Answer(token, zlib.compress(b"".join(chunks), 1), media_type)

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from xfv import __version__
@@ -35,8 +38,10 @@ from xfv.web.api.common import IMMUTABLE
 from xfv.web.errors import TooManyJobsError, status_for
 from xfv.web.protection import CONTENT_SECURITY_POLICY, Protection
 from xfv.web.services import Services
+from xfv.web.table_rows import prepare
 from xfv.web.templating import templates
 
+log = logging.getLogger(__name__)
 STATIC = Path(str(resources.files("xfv.web") / "static"))
 DESCRIPTION = (
     "eXplainable Face Verification: browse benchmark pairs with every model's distance, decision and "
@@ -114,6 +119,15 @@ def _install_docs(app: FastAPI) -> None:
         return FileResponse(Path(swagger_ui_path) / name, media_type=SWAGGER_FILES[name], headers=IMMUTABLE)
 
 
+def _warm_up(services: Services) -> None:
+    """Read the pair table and render its rows before the first request, so the first visitors do
+    not wait for it (an unreadable store is left to the requests, which answer the error)."""
+    try:
+        prepare(services.tables.current())
+    except (SQLAlchemyError, XfvError) as exc:
+        log.warning("xfv: the pair table is not read ahead: %s", exc)
+
+
 def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | None = None) -> FastAPI:
     """The web platform on ``store`` (default: the configured one), computing missing X-Maps with
     ``occlusion`` (default: the paper's patch sizes 7, 14, 28 and stride 5)."""
@@ -127,6 +141,7 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(_warm_up, services)
         yield
         services.jobs.shutdown()
         if shared is not None:
@@ -143,6 +158,6 @@ def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | Non
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _install_docs(app)
     _install_error_handlers(app)
+    app.include_router(pages.router)  # first: the explorer and viewer are matched before the API's many routes
     app.include_router(api.router)
-    app.include_router(pages.router)
     return app

@@ -9,11 +9,13 @@ the URL's words (``label=same``, ``outcome=wrong``, ``order=desc``) into the sto
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from xfv.store.pair_table import Agreement, PairQuery, SortColumn
 
@@ -103,15 +105,26 @@ class ExplorerQuery(BaseModel):
         """``models`` as names (None: every model with results)."""
         return tuple(name.strip() for name in self.models.split(",")) if self.models else None
 
-    def params(self, **changes: Any) -> dict[str, str]:
-        """The non-default fields as URL parameters, after ``changes``."""
-        values = self.model_dump() | changes
-        return {key: str(value) for key, value in values.items() if value is not None and value != DEFAULTS[key]}
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> ExplorerQuery:
+        """The state of a URL's query parameters in one validation (the last of a repeated one
+        counts; unknown ones are ignored), invalid ones answered 422 as FastAPI's own parameters are."""
+        try:
+            return cls.model_validate(dict(params))
+        except ValidationError as exc:
+            errors = [{**error, "loc": ("query", *error["loc"])} for error in exc.errors(include_url=False)]
+            raise RequestValidationError(errors) from None
+
+    @cached_property
+    def _encoded(self) -> dict[str, str]:
+        """The non-default fields as encoded ``key=value`` parts, in field order (computed once:
+        every sort, page and viewer link of a page starts from them)."""
+        return {key: _part(key, value) for key, value in self.model_dump().items() if _given(key, value)}
 
     @cached_property
     def query_string(self) -> str:
-        """This state as a URL query string (computed once: the explorer links every row with it)."""
-        return urlencode(self.params())
+        """This state as a URL query string."""
+        return "&".join(self._encoded.values())
 
     def viewer_url(self, pair_id: int, index: int) -> str:
         """The viewer of a pair opened from row ``index`` of this table (so it knows its neighbours)."""
@@ -119,8 +132,14 @@ class ExplorerQuery(BaseModel):
 
     def url(self, path: str = "/explorer", extra: dict[str, Any] | None = None, **changes: Any) -> str:
         """``path`` with this state (after ``changes``) and the ``extra`` parameters as its query string."""
-        params = self.params(**changes) | {key: str(value) for key, value in (extra or {}).items() if value is not None}
-        return f"{path}?{urlencode(params)}" if params else path
+        parts = self._encoded
+        if changes:
+            parts = dict.fromkeys(DEFAULTS, "") | parts
+            for key, value in changes.items():
+                parts[key] = _part(key, value) if _given(key, value) else ""
+        found = [part for part in parts.values() if part]
+        found += [_part(key, value) for key, value in (extra or {}).items() if value is not None]
+        return f"{path}?{'&'.join(found)}" if found else path
 
     def sorted_by(self, column: str, model: str | None = None, main: str | None = None) -> bool:
         """Whether the table is sorted by ``column`` (of ``model``, a result column; ``main`` is
@@ -136,3 +155,13 @@ class ExplorerQuery(BaseModel):
 
 
 DEFAULTS = ExplorerQuery().model_dump()
+
+
+def _given(key: str, value: Any) -> bool:
+    """Whether a field's value belongs in a URL (set, and not its default)."""
+    return value is not None and value != DEFAULTS[key]
+
+
+def _part(key: str, value: Any) -> str:
+    """One URL-encoded ``key=value`` (as :func:`urllib.parse.urlencode` writes it)."""
+    return f"{quote_plus(key)}={quote_plus(str(value))}"

@@ -56,14 +56,17 @@ def landing(request: Request, services: ServicesDep, session: SessionDep) -> HTM
 
 
 @router.get("/explorer", response_class=HTMLResponse)
-def explorer(request: Request, services: ServicesDep, q: Annotated[ExplorerQuery, Query()]) -> HTMLResponse:
+def explorer(request: Request, services: ServicesDep) -> HTMLResponse:
+    """The pair table; its many parameters read in one validation (not FastAPI's one per parameter:
+    a page, not part of the API schema)."""
+    q = ExplorerQuery.from_params(request.query_params)
     table = services.tables.current()
-    page = table.query(q.pair_query())
+    page, pair_ids = table.page_ids(q.pair_query())
     return _page(
         request,
         "explorer.html",
         page=page,
-        rows=explorer_rows(table, page, q),
+        rows=explorer_rows(table, page, pair_ids, q),
         q=q,
         datasets=table.datasets,
         models=table.models,

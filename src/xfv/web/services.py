@@ -49,7 +49,8 @@ class Services:
         )
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """The app's services (async: FastAPI would run a plain function on a worker thread)."""
     return request.app.state.services
 
 

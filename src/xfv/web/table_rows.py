@@ -14,7 +14,7 @@ from weakref import WeakKeyDictionary
 
 from markupsafe import Markup, escape
 
-from xfv.store.pair_table import PairPage, PairRow, PairTable
+from xfv.store.pair_table import PairPage, PairQuery, PairRow, PairTable
 from xfv.store.results import ModelResult
 from xfv.web.filters import ExplorerQuery
 from xfv.web.templating import correct_mark, cscore_pill, decision, number, quality_bar
@@ -34,20 +34,30 @@ MAX_KEPT = 200_000
 _KEPT: WeakKeyDictionary[PairTable, dict[tuple[int, tuple[str, ...]], tuple[str, str, str]]] = WeakKeyDictionary()
 
 
-def explorer_rows(table: PairTable, page: PairPage, q: ExplorerQuery) -> Markup:
-    """The ``<tr>`` elements of ``page`` (read from ``table``), each linking to the viewer with
-    the state of ``q`` and its row index."""
+def prepare(table: PairTable) -> None:
+    """Render the cells of every pair as the explorer's default view compares models (done when the
+    server starts: its first pages then only join strings)."""
+    models = tuple(table.query(PairQuery(per_page=1)).models)
+    kept = _KEPT.setdefault(table, {})
+    for row in table.every_row(PairQuery())[: MAX_KEPT - len(kept)]:
+        kept.setdefault((row.pair_id, models), _cells(row, models))
+
+
+def explorer_rows(table: PairTable, page: PairPage, pair_ids: list[int], q: ExplorerQuery) -> Markup:
+    """The ``<tr>`` elements of the page's ``pair_ids`` (from :meth:`PairTable.page_ids`), each
+    linking to the viewer with the state of ``q`` and its row index; rows not kept yet are read
+    from ``table`` (at once) and kept."""
     kept = _KEPT.setdefault(table, {})
     models = tuple(page.models)
+    missing = [pair_id for pair_id in pair_ids if (pair_id, models) not in kept]
+    found = {row.pair_id: _cells(row, models) for row in table.rows_of(q.pair_query(), missing)} if missing else {}
+    if found and len(kept) < MAX_KEPT:
+        kept.update({(pair_id, models): cells for pair_id, cells in found.items()})
     parts = []
-    for index, row in enumerate(page.rows, page.offset):
-        cells = kept.get((row.pair_id, models))
-        if cells is None:
-            cells = _cells(row, models)
-            if len(kept) < MAX_KEPT:
-                kept[(row.pair_id, models)] = cells
-        href = escape(q.viewer_url(row.pair_id, index))
-        parts.append(f'<tr data-pair="{row.pair_id}" data-href="{href}" class="{cells[0]}">{cells[1]}{href}{cells[2]}')
+    for index, pair_id in enumerate(pair_ids, page.offset):
+        cells = kept.get((pair_id, models)) or found[pair_id]
+        href = escape(q.viewer_url(pair_id, index))
+        parts.append(f'<tr data-pair="{pair_id}" data-href="{href}" class="{cells[0]}">{cells[1]}{href}{cells[2]}')
     return Markup("\n".join(parts))
 
 
