@@ -15,7 +15,7 @@ so every server process reloads it after any write by any process (SQLite or Pos
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -271,20 +271,14 @@ class PairTable:
 
     def query(self, q: PairQuery) -> PairPage:
         """One page of the table for ``q``, and how many rows match."""
-        view = self._view(q)
-        offset = (q.page - 1) * q.per_page
-        rows = self._rows(view.order[offset : offset + q.per_page], view)
-        names = [r.name for r in view.compared]
-        return PairPage(rows, len(view.order), q.page, q.per_page, view.model.name if view.model else None, names)
+        view, positions, page = self._page(q)
+        return replace(page, rows=self._rows(positions, view))
 
     def page_ids(self, q: PairQuery) -> tuple[PairPage, list[int]]:
         """:meth:`query`'s page without its rows (``rows`` left empty) and the page's pair ids in
         order: for callers that keep rows rendered, who build those they lack with :meth:`rows_of`."""
-        view = self._view(q)
-        offset = (q.page - 1) * q.per_page
-        ids = self._pairs["pair_id"][view.order[offset : offset + q.per_page]].tolist()
-        names = [r.name for r in view.compared]
-        return PairPage([], len(view.order), q.page, q.per_page, view.model.name if view.model else None, names), ids
+        _, positions, page = self._page(q)
+        return page, self._pairs["pair_id"][positions].tolist()
 
     def rows_of(self, q: PairQuery, pair_ids: list[int]) -> list[PairRow]:
         """The rows of ``pair_ids`` (pairs of this table) with the results of the models ``q`` compares."""
@@ -312,8 +306,7 @@ class PairTable:
 
     def default_model(self, dataset: str | None = None) -> str | None:
         """The first model (by name) with results, on ``dataset`` if given."""
-        code = self._dataset_code(dataset) if dataset is not None else None
-        return next((m for m in self.models if code is None or code in self._results[m].datasets), None)
+        return next(iter(self.models_on(dataset)), None)
 
     def models_on(self, dataset: str | None = None) -> list[str]:
         """The models with results (on ``dataset`` if given), by name."""
@@ -333,6 +326,18 @@ class PairTable:
         if found is None:
             raise unknown_model(name, self._known)
         return found
+
+    def _page(self, q: PairQuery) -> tuple[_View, np.ndarray, PairPage]:
+        """``q``'s view, the table positions of its page in order, and the page without its rows."""
+        view = self._view(q)
+        offset = (q.page - 1) * q.per_page
+        positions = view.order[offset : offset + q.per_page]
+        names = [r.name for r in view.compared]
+        return (
+            view,
+            positions,
+            PairPage([], len(view.order), q.page, q.per_page, view.model.name if view.model else None, names),
+        )
 
     def _view(self, q: PairQuery) -> _View:
         """Check ``q``, resolve its names, and find its rows in order."""
