@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,12 @@ from sqlalchemy import select
 
 from tests.conftest import lfw_image
 from tests.test_several_faces import make_couple
+from tests.test_web_progressive import TWO_LEVELS
 from tests.web_fixtures import THRESHOLD, TINY, WebStore
 from xfv.models import get_model
 from xfv.store.catalog import register_model
 from xfv.store.models import Model, PairResult
-from xfv.web import create_app
+from xfv.web import create_app, uploads
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -41,15 +43,12 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(web_store: WebStore) -> Iterator[str]:  # noqa: F811
-    """``xfv serve``'s app on a free loopback port, in a thread; yields its base URL."""
+@contextmanager
+def _serving(app: Any) -> Iterator[str]:
+    """``xfv serve``'s ``app`` on a free loopback port, in a thread; yields its base URL."""
     uvicorn = pytest.importorskip("uvicorn")
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(web_store.store, occlusion=TINY), host="127.0.0.1", port=port, log_level="warning"
-    )
-    runner = uvicorn.Server(config)
+    runner = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -59,6 +58,20 @@ def server(web_store: WebStore) -> Iterator[str]:  # noqa: F811
     yield f"http://127.0.0.1:{port}"
     runner.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(web_store: WebStore) -> Iterator[str]:  # noqa: F811
+    """The platform with one occlusion level (28 px patches, stride 40): maps in a moment."""
+    with _serving(create_app(web_store.store, occlusion=TINY)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def two_level_server(web_store: WebStore) -> Iterator[str]:  # noqa: F811
+    """The platform with two occlusion levels (28 px, then 14 px): a coarse map first."""
+    with _serving(create_app(web_store.store, occlusion=TWO_LEVELS)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +85,8 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture()
-def page(browser: Any, server: str) -> Iterator[Any]:
-    """A fresh page on the test server that records JavaScript errors, CSP refusals and outside requests."""
+def _watched_page(browser: Any, server: str) -> Iterator[Any]:
+    """A fresh page on ``server`` that records JavaScript errors, CSP refusals and outside requests."""
     context = browser.new_context(base_url=server, viewport={"width": 1440, "height": 1000})
     outside: list[str] = []
     errors: list[str] = []
@@ -96,6 +108,16 @@ def page(browser: Any, server: str) -> Iterator[Any]:
     context.close()
     assert not outside, f"requests outside the server: {outside}"
     assert not errors, f"JavaScript errors: {errors}"
+
+
+@pytest.fixture()
+def page(browser: Any, server: str) -> Iterator[Any]:
+    yield from _watched_page(browser, server)
+
+
+@pytest.fixture()
+def two_level_page(browser: Any, two_level_server: str) -> Iterator[Any]:
+    yield from _watched_page(browser, two_level_server)
 
 
 def shoot(page: Any, name: str) -> None:
@@ -249,6 +271,49 @@ def test_explain_your_own_pair(page: Any, tmp_path: Path) -> None:
     error.wait_for(state="visible")
     assert "notes.txt is not a photo" in error.inner_text()
     shoot(page, "explain-error")
+
+
+def test_explain_page_shows_the_coarse_maps_first(two_level_page: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 28 px maps of an upload are shown while the job refines them with 14 px patches."""
+    page = two_level_page
+    coarse_shown = threading.Event()
+    real = uploads.explain_pair_progressively
+
+    def held_after_the_first_level(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        for number, step in enumerate(real(*args, **kwargs)):
+            yield step
+            if number == 0:
+                coarse_shown.wait(timeout=60)
+
+    monkeypatch.setattr(uploads, "explain_pair_progressively", held_after_the_first_level)
+    viewer = "#upload-viewer [data-xmap-viewer]"
+    page.goto("/explain")
+    page.set_input_files('input[name="image1"]', str(lfw_image("Akhmed_Zakayev", 1)))
+    page.set_input_files('input[name="image2"]', str(lfw_image("Akhmed_Zakayev", 3)))
+    page.locator("#explain-submit").click()
+    try:
+        page.wait_for_selector(f'{viewer}[data-level="28"]')
+        page.wait_for_function(
+            "sel => [...document.querySelectorAll(sel + ' img.overlay')].every(i => i.complete && i.naturalWidth > 0)",
+            arg=viewer,
+        )
+        assert page.locator("#explain-result").get_attribute("data-state") == "running"
+        assert "level=28" in page.locator(f'{viewer} img[data-overlay="1"]').get_attribute("src")
+        buttons = page.locator(f'{viewer} .seg[data-control="patch"] button')
+        assert buttons.all_inner_texts() == ["28", "merged"]
+        assert (
+            "Showing the 28 px maps; refining with 14 px patches"
+            in page.locator(f"{viewer} [data-message]").inner_text()
+        )
+        assert re.search(r"level 2 of 2", page.locator(f"{viewer} .progress-text").inner_text())
+        assert page.locator(f"{viewer} [data-compute]").is_hidden(), "no compute button while computing"
+        shoot(page, "explain-coarse")
+    finally:
+        coarse_shown.set()
+    page.wait_for_selector('#explain-result[data-state="done"]')
+    wait_ready(page, viewer)
+    assert buttons.all_inner_texts() == ["14", "28", "merged"]
+    assert "level=" not in page.locator(f'{viewer} img[data-overlay="1"]').get_attribute("src")
 
 
 def test_explain_page_picks_the_second_face_of_a_couple(page: Any, tmp_path: Path) -> None:

@@ -46,3 +46,17 @@ def xmap_arrays(xmaps: MethodMaps) -> dict[str, np.ndarray]:
         arrays.update({f"image{image}_p{size}": values for size, values in raw.items()})
         arrays[f"image{image}_merged"] = merged
     return arrays
+
+
+def pack_method_maps(maps: dict[int, dict[str, np.ndarray]]) -> bytes:
+    """Several methods' maps (:func:`xmap_arrays` of each) as one blob, names prefixed ``method{m}:``."""
+    return pack_maps({f"method{m}:{name}": values for m, named in maps.items() for name, values in named.items()})
+
+
+def unpack_method_maps(blob: bytes) -> dict[int, dict[str, np.ndarray]]:
+    """The maps of a blob written by :func:`pack_method_maps`, by method."""
+    maps: dict[int, dict[str, np.ndarray]] = {}
+    for key, values in unpack_maps(blob).items():
+        method, name = key.split(":", 1)
+        maps.setdefault(int(method.removeprefix("method")), {})[name] = values
+    return maps

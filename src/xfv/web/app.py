@@ -31,6 +31,8 @@ from xfv.cache import BlobCache
 from xfv.config import get_settings
 from xfv.errors import XfvError
 from xfv.method.occlusion import OcclusionSettings
+from xfv.models import get_model
+from xfv.pipeline.explain import OcclusionEngine
 from xfv.store import Store, open_store
 from xfv.web import api, pages
 from xfv.web.answers import AnswerCache
@@ -120,12 +122,17 @@ def _install_docs(app: FastAPI) -> None:
 
 
 def _warm_up(services: Services) -> None:
-    """Read the pair table and render its rows before the first request, so the first visitors do
-    not wait for it (an unreadable store is left to the requests, which answer the error)."""
+    """Read the pair table and render its rows, load the default model and build what its X-Maps
+    need, before the first request: the first visitors wait for none of it (a store or model that
+    cannot be read is left to the requests, which answer the error)."""
     try:
         prepare(services.tables.current())
     except (SQLAlchemyError, XfvError) as exc:
         log.warning("xfv: the pair table is not read ahead: %s", exc)
+    try:
+        OcclusionEngine(get_model(services.default_model), services.occlusion).warm_up()
+    except XfvError as exc:
+        log.warning("xfv: model %s is not loaded ahead: %s", services.default_model, exc)
 
 
 def create_app(store: Store | None = None, *, occlusion: OcclusionSettings | None = None) -> FastAPI:

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,7 +30,9 @@ from typing import Any, Literal
 from sqlalchemy.exc import IntegrityError
 
 from xfv.errors import NotFoundError, XfvError
+from xfv.pipeline.explain import Explanation
 from xfv.store import Store
+from xfv.store.arrays import pack_method_maps, xmap_arrays
 from xfv.store.models import WebJob, as_utc, utcnow
 from xfv.store.web_jobs import (
     active_partial,
@@ -80,9 +82,23 @@ class Job:
                 update_web_job(session, self.id, done=self.done)
 
     def report(self, info: dict[str, Any], partial: bytes | None = None) -> None:
-        """Publish progress details (``info``) and a partial result to every server process."""
+        """Publish progress details (``info``), a partial result and the progress so far to every server process."""
         with self.store.transaction() as session:
-            update_web_job(session, self.id, info=info, partial=partial)
+            update_web_job(session, self.id, info=info, partial=partial, done=self.done)
+
+    def explain_by_level(self, explanations: Iterable[Explanation], patch_sizes: Sequence[int]) -> Explanation:
+        """Follow a progressive explanation: after each coarse level publish its maps (the partial
+        result, with ``info`` naming ``patch_sizes`` and the sizes done); return the final one."""
+        levels = sorted(patch_sizes, reverse=True)
+        final: Explanation | None = None
+        for final in explanations:
+            done = sorted(final.settings.patch_sizes, reverse=True)
+            coarse = len(done) < len(levels)
+            maps = pack_method_maps({m: xmap_arrays(x) for m, x in final.maps.items()}) if coarse else None
+            self.report({"patch_sizes": levels, "patch_sizes_done": done}, maps)
+        if final is None:
+            raise XfvError("the explanation yielded no maps")
+        return final
 
 
 def job_dict(row: WebJob) -> dict[str, Any]:

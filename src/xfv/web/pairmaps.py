@@ -26,7 +26,7 @@ from xfv.method.xmaps import all_methods, check_methods
 from xfv.models import get_model
 from xfv.pipeline.explain import explain_pair_progressively
 from xfv.store import Store
-from xfv.store.arrays import pack_maps, unpack_maps, xmap_arrays
+from xfv.store.arrays import pack_maps, unpack_maps, unpack_method_maps, xmap_arrays
 from xfv.store.catalog import find_model, register_model
 from xfv.store.images import image_file
 from xfv.store.models import Model
@@ -115,7 +115,7 @@ class PairMaps:
         """The stored maps; while a job computes the server's setting, the coarse maps it has so far."""
         if setting in (None, self.settings.cache_key()):
             blob = self.jobs.partial(self._job_key(pair_id, model))
-            partial = _unpack_methods(blob) if blob else {}
+            partial = unpack_method_maps(blob) if blob else {}
             if method in partial:
                 return partial[method]
         key = self.setting_for(session, pair_id, model, setting)
@@ -159,14 +159,10 @@ class PairMaps:
             files = [image_file(session, image_id) for image_id in (pair.image1_id, pair.image2_id)]
         spec = face_model.spec
         faces = [_aligned(str(f.path), f.input_mode, spec.alignment, spec.input_size) for f in files]
-        levels = sorted(self.settings.patch_sizes, reverse=True)
-        for explanation in explain_pair_progressively(
-            faces[0], faces[1], face_model, methods, self.settings, progress=job.advance
-        ):
-            done = sorted(explanation.settings.patch_sizes, reverse=True)
-            coarse = len(done) < len(levels)
-            partial = {m: xmap_arrays(maps) for m, maps in explanation.maps.items()} if coarse else None
-            job.report({"patch_sizes": levels, "patch_sizes_done": done}, _pack_methods(partial) if partial else None)
+        explanation = job.explain_by_level(
+            explain_pair_progressively(faces[0], faces[1], face_model, methods, self.settings, progress=job.advance),
+            self.settings.patch_sizes,
+        )
         records = [
             XMapRecord(pair_id, method, explanation.distance, explanation.forward_passes, pack_maps(xmap_arrays(maps)))
             for method, maps in explanation.maps.items()
@@ -187,17 +183,3 @@ class PairMaps:
                     raise ConflictError(
                         "the X-Maps were being written by another process at the same time: reload"
                     ) from None
-
-
-def _pack_methods(maps: dict[int, dict[str, np.ndarray]]) -> bytes:
-    """Several methods' maps as one blob (names prefixed ``m{method}:``)."""
-    return pack_maps({f"m{method}:{name}": array for method, named in maps.items() for name, array in named.items()})
-
-
-def _unpack_methods(blob: bytes) -> dict[int, dict[str, np.ndarray]]:
-    """The maps of a blob written by :func:`_pack_methods`, by method."""
-    maps: dict[int, dict[str, np.ndarray]] = {}
-    for key, array in unpack_maps(blob).items():
-        method, name = key.split(":", 1)
-        maps.setdefault(int(method[1:]), {})[name] = array
-    return maps

@@ -32,10 +32,10 @@ from xfv.method.occlusion import OcclusionSettings
 from xfv.method.xmaps import check_methods
 from xfv.models import FaceModel, get_model, listed_models
 from xfv.models.npm_models import installed_models
-from xfv.pipeline.explain import explain_pair
+from xfv.pipeline.explain import explain_pair_progressively
 from xfv.pipeline.verify import confidence_of, model_calibrator, resolve_threshold, verify_faces
 from xfv.store import Store
-from xfv.store.arrays import pack_maps, unpack_maps, xmap_arrays
+from xfv.store.arrays import pack_method_maps, unpack_method_maps, xmap_arrays
 from xfv.store.catalog import model_names
 from xfv.store.results import stored_calibration
 from xfv.store.uploads import add_upload, set_upload_maps, upload_facts, upload_maps, upload_photos
@@ -188,16 +188,9 @@ def _unpack_photos(blob: bytes, names: list[str], reports: list[dict[str, Any] |
     return photos[0], photos[1]
 
 
-def _pack_xmaps(maps: dict[int, dict[str, np.ndarray]]) -> bytes:
-    return pack_maps({f"method{m}:{name}": values for m, named in maps.items() for name, values in named.items()})
-
-
-def _unpack_xmaps(blob: bytes) -> dict[int, dict[str, np.ndarray]]:
-    maps: dict[int, dict[str, np.ndarray]] = {}
-    for key, values in unpack_maps(blob).items():
-        method, name = key.split(":", 1)
-        maps.setdefault(int(method.removeprefix("method")), {})[name] = values
-    return maps
+def _job_key(upload: Upload) -> str:
+    """What an upload's X-Map job computes (one job per upload)."""
+    return f"upload:{upload.id}"
 
 
 class Uploads:
@@ -295,7 +288,7 @@ class Uploads:
                 blob = upload_photos(session, upload_id)
                 upload = self._loaded.put(upload_id, self._upload(upload_id, stored.model, stored.facts, blob or b""))
             if stored.has_maps and upload.maps is None:
-                upload.maps = _unpack_xmaps(upload_maps(session, upload_id) or b"")
+                upload.maps = unpack_method_maps(upload_maps(session, upload_id) or b"")
         return upload
 
     @staticmethod
@@ -320,21 +313,36 @@ class Uploads:
         total = 2 * (self.settings.count + 1)
         return self.jobs.submit(
             "upload-xmaps",
-            f"upload:{upload.id}",
+            _job_key(upload),
             total,
             f"/api/uploads/{upload.id}",
             lambda job: self._explain(job, upload),
         )
 
+    def _coarse_maps(self, upload: Upload) -> dict[int, dict[str, np.ndarray]] | None:
+        """The maps of the levels the upload's running job has done so far, if any."""
+        blob = self.jobs.partial(_job_key(upload))
+        return unpack_method_maps(blob) if blob else None
+
     def _explain(self, job: Job, upload: Upload) -> None:
         model = get_model(upload.model)
         faces = [photo.aligned.face for photo in upload.photos]
-        explanation = explain_pair(
-            faces[0], faces[1], model, None, self.settings, upload.threshold, upload.calibrator, progress=job.advance
+        explanation = job.explain_by_level(
+            explain_pair_progressively(
+                faces[0],
+                faces[1],
+                model,
+                None,
+                self.settings,
+                upload.threshold,
+                upload.calibrator,
+                progress=job.advance,
+            ),
+            self.settings.patch_sizes,
         )
         maps = {method: xmap_arrays(xmaps) for method, xmaps in explanation.maps.items()}
         with self.store.transaction() as session:
-            set_upload_maps(session, upload.id, _pack_xmaps(maps))
+            set_upload_maps(session, upload.id, pack_method_maps(maps))
         upload.maps = maps
 
     @staticmethod
@@ -346,13 +354,13 @@ class Uploads:
     def aligned_png(upload: Upload, index: int) -> bytes:
         return png(upload.photos[index - 1].aligned.face)
 
-    @staticmethod
-    def map_png(upload: Upload, method: int, image: int, patch: str, display: Display) -> bytes:
-        """One X-Map picture of an upload as PNG."""
-        if upload.maps is None:
-            raise NotFoundError(f"the X-Maps of upload {upload.id} are not computed yet")
+    def map_png(self, upload: Upload, method: int, image: int, patch: str, display: Display) -> bytes:
+        """One X-Map picture of an upload as PNG; while its job runs, of the coarse levels done."""
         check_methods([method])
-        arrays = upload.maps.get(method)
+        maps = upload.maps if upload.maps is not None else self._coarse_maps(upload)
+        if maps is None:
+            raise NotFoundError(f"the X-Maps of upload {upload.id} are not computed yet")
+        arrays = maps.get(method)
         if arrays is None:
             raise NotFoundError(
                 f"upload {upload.id} has no X-Maps of method {method}: it was explained before that method was added"

@@ -67,7 +67,7 @@ class JobOut(BaseModel):
     seconds: float
     info: dict[str, Any] = Field(
         default_factory=dict,
-        description="progress details: for pair X-Maps, patch_sizes and patch_sizes_done (coarse maps to show at once)",
+        description="progress details: for X-Maps of a pair or an upload, patch_sizes and patch_sizes_done (coarse maps to show at once)",
     )
 
 

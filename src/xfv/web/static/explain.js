@@ -110,6 +110,8 @@ document.addEventListener("DOMContentLoaded", () => {
     result.querySelector(".gauge-marker").style.left = `${Math.min(upload.distance / scale, 1) * 100}%`;
   }
 
+  /* The X-Maps of an upload: its job's progress, the coarse levels' maps as soon as each is done
+     (largest patches first), then the final maps. */
   async function showMaps(upload) {
     const status = document.getElementById("upload-progress");
     const holder = document.getElementById("upload-viewer");
@@ -118,21 +120,37 @@ document.addEventListener("DOMContentLoaded", () => {
     holder.hidden = true;
     const progress = status.querySelector("[data-progress]");
     const message = status.querySelector("[data-message]");
-    message.textContent = "Computing X-Maps: every occluded face goes through the model…";
+    message.textContent = "Computing X-Maps, largest patches first: every occluded face goes through the model…";
+    const root = holder.querySelector("[data-xmap-viewer]");
+    root.dataset.id = upload.id;
+    const viewer = root.xmapViewer || new XMapViewer(root);
+    viewer.id = upload.id;
+    let levels = [];
     try {
       if (upload.job) {
-        await xfv.pollJob(upload.job, (job) => xfv.setProgress(progress, job.progress,
-          `${Math.round(job.progress * 100)} % · ${job.done} of ${job.total} forward passes`));
+        await xfv.pollJob(upload.job, (job) => {
+          const info = job.info || {};
+          const done = info.patch_sizes_done || [];
+          levels = info.patch_sizes || levels;
+          if (done.length && done.length < levels.length && job.status === "running") {
+            status.hidden = true;  // the viewer shows the coarse maps, with the progress beneath
+            holder.hidden = false;
+            viewer.showLevel(job);
+          }
+          const level = levels.length ? ` · level ${Math.min(done.length + 1, levels.length)} of ${levels.length}` : "";
+          xfv.setProgress(holder.hidden ? progress : viewer.progress, job.progress,
+            `${Math.round(job.progress * 100)} %${level} · ${job.done} of ${job.total} forward passes`);
+        });
       }
       status.hidden = true;
       holder.hidden = false;
-      const root = holder.querySelector("[data-xmap-viewer]");
-      root.dataset.id = upload.id;
-      const viewer = root.xmapViewer || new XMapViewer(root);
-      viewer.id = upload.id;
+      viewer.level = "";
+      delete root.dataset.level;
+      if (levels.length) viewer.patchSizes([...levels].sort((a, b) => a - b));
       viewer.render();
       result.dataset.state = "done";
     } catch (error) {
+      viewer.level = "";
       status.classList.add("failed");
       message.textContent = `Computing the X-Maps failed: ${error.message}`;
     }
