@@ -4,8 +4,10 @@ Embeds all N = 1130 occlusions of one aligned LFW face with dlib's ResNet (patch
 with full forward passes and with incremental inference (only the region each patch reaches is
 recomputed in the early layers), in alternating rounds so both see the same machine load. Prints
 the largest embedding difference (must be <= 1e-4), the seconds and the speed-up, per patch size;
-the FLOPs both do; and a study of where incremental inference pays: the FLOPs saved per patch
-size for each switch point (the share of a layer above which the rest runs in full).
+the FLOPs both do; a study of where incremental inference pays: the FLOPs saved per patch
+size for each switch point (the share of a layer above which the rest runs in full); and a study
+of Krypton's approximation (each changed region capped at a share of its layer, changes beyond it
+dropped): how fast it is and how far its embeddings are from full passes'.
 
     python bench/incremental_occlusion.py [--rounds 5] [--json]
 """
@@ -24,11 +26,39 @@ import numpy as np
 
 from xfv.method.occlusion import OcclusionPlan, OcclusionSettings
 from xfv.models import get_model
+from xfv.models.incremental import IncrementalRunner, Region, Unit
 from xfv.pipeline.explain import OCCLUSION_CHUNK, OcclusionEngine
 
 LFW = Path(__file__).resolve().parents[2] / "shared/data/lfw"
 FACE = "Aaron_Peirsol/Aaron_Peirsol_0001.jpg"
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+#: Caps on a changed region's side, as a share of its layer's, for the approximation study.
+CAPS = (0.9, 0.8, 0.6, 0.5)
+
+
+class CappedRunner(IncrementalRunner):
+    """Krypton's projective-field thresholding (approximate): a unit's changed region is capped at
+    ``cap`` of its output's side, centred on the exact region; changes outside it are dropped.
+    Shares the exact runner's graph analysis and sessions; never switches to full passes."""
+
+    def __init__(self, exact: IncrementalRunner, cap: float) -> None:
+        self.__dict__.update(exact.__dict__)
+        self.cap = cap
+        self.switch_fraction = 1.0
+
+    def _output_region(self, unit: Unit, region: Region, extras: list[Region | None]) -> Region:
+        origins, size = super()._output_region(unit, region, extras)
+        _, rows, cols = self.shapes[unit.output]
+        capped_origins, capped_size = [], []
+        for axis, extent in ((0, rows), (1, cols)):
+            cap = max(1, int(np.ceil(self.cap * extent)))
+            if size[axis] <= cap:
+                capped_origins.append(origins[:, axis])
+                capped_size.append(size[axis])
+            else:
+                capped_origins.append(np.clip(origins[:, axis] + (size[axis] - cap) // 2, 0, extent - cap))
+                capped_size.append(cap)
+        return np.stack(capped_origins, 1), (capped_size[0], capped_size[1])
 
 
 def _face(model) -> tuple[np.ndarray, str]:
@@ -67,6 +97,7 @@ def measure(rounds: int) -> dict:
     model.embed_changed(face, face[None], np.array([[0, 1, 0, 1]]))  # the face's clean activations
     per_pass = model_flops()
     per_size = {}
+    full_embeddings = {}
     for patch_size, segment in plan.segments.items():
         seconds = {"full": [], "incremental": []}
         for _ in range(rounds):
@@ -74,6 +105,7 @@ def measure(rounds: int) -> dict:
             fast, t_fast = _embed_all(model, plan, face, segment, incremental=True)
             seconds["full"].append(t_full)
             seconds["incremental"].append(t_fast)
+        full_embeddings[patch_size] = full
         boxes = plan.boxes(segment.start, segment.stop)
         flops = _flops(runner, _batches(model, boxes), per_pass)
         per_size[patch_size] = {
@@ -112,6 +144,7 @@ def measure(rounds: int) -> dict:
         "bound_flops_ratio": round(flops_full / flops_bound, 3),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "per_patch_size": per_size,
+        "approximation_study": _approximation_study(model, runner, plan, face, full_embeddings, total_full),
     }
 
 
@@ -189,6 +222,33 @@ def _study(runner, batches: list[np.ndarray], fraction: float, per_pass: float) 
         runner.switch_fraction = old
 
 
+def _approximation_study(
+    model, runner: IncrementalRunner, plan: OcclusionPlan, face: np.ndarray, full: dict, full_seconds: float
+) -> dict:
+    """Per cap of :data:`CAPS`: the seconds all occlusions take with :class:`CappedRunner` (one
+    round, same batches), the speed-up over full passes, and how far the embeddings are from theirs."""
+    study = {}
+    for cap in CAPS:
+        capped = CappedRunner(runner, cap)
+        started = time.perf_counter()
+        differences = []
+        for patch_size, segment in plan.segments.items():
+            boxes = plan.boxes(segment.start, segment.stop)
+            occluded = plan.occluded(face, segment.start, segment.stop)
+            rows = [capped.embed(face, occluded[b], boxes[b]) for b in model.changed_batches(len(boxes))]
+            differences.append(np.abs(np.concatenate(rows) - full[patch_size]).max(axis=1))
+        seconds = time.perf_counter() - started
+        worst = np.concatenate(differences)
+        study[str(cap)] = {
+            "seconds": round(seconds, 3),
+            "speedup": round(full_seconds / seconds, 3),
+            "max_abs_difference": float(worst.max()),
+            "median_abs_difference": float(np.median(worst)),
+            "share_within_1e-4": round(float(np.mean(worst <= 1e-4)), 4),
+        }
+    return study
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; the fastest of each is reported")
@@ -210,6 +270,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"speed-up {result['speedup']}x (FLOPs ratio {result['flops_ratio']}, exact bound {result['bound_flops_ratio']}), "
         f"max |diff| {result['max_abs_difference']:.2e}"
     )
+    for cap, row in result["approximation_study"].items():
+        print(
+            f"  approximate, regions capped at {cap} of a layer: {row['seconds']} s, speed-up {row['speedup']}x, "
+            f"max |diff| {row['max_abs_difference']:.2e}, within 1e-4: {row['share_within_1e-4']:.1%}"
+        )
     return 0
 
 

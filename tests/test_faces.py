@@ -119,3 +119,41 @@ def test_face_locations_are_cached_by_content(lfw_root: Path, tmp_path: Path, mo
     Image.fromarray(load_image(photo)[:, ::-1]).save(flipped)
     align_photo(flipped, DLIB_SPEC, "lfw-funneled", cache=cache)
     assert calls == [1] * 5
+
+
+CONCURRENT_DETECTION = """
+import sys, threading
+import cv2
+from xfv.faces import detect_faces, load_image
+
+photos = [cv2.resize(load_image(path), (800, 800)) for path in sys.argv[1:]]
+expected = [detect_faces(photo) for photo in photos]
+wrong = []
+
+def detect_all() -> None:
+    for _ in range(15):
+        for photo, boxes in zip(photos, expected):
+            if detect_faces(photo) != boxes:
+                wrong.append(boxes)
+
+threads = [threading.Thread(target=detect_all) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len(wrong))
+"""
+
+
+def test_faces_are_detected_in_several_threads_at_once(lfw_root: Path) -> None:
+    """Concurrent uploads detect faces at the same time: each thread finds what one thread alone
+    finds (a detector shared between threads corrupted the heap: the process aborted)."""
+    import subprocess
+    import sys
+
+    paths = [str(lfw_image(name, 1)) for name in ("Aaron_Eckhart", "Abel_Pacheco", "Akhmed_Zakayev", "Aaron_Peirsol")]
+    done = subprocess.run(
+        [sys.executable, "-c", CONCURRENT_DETECTION, *paths], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "0", "a thread found other faces than one thread alone"

@@ -8,6 +8,7 @@ a copy scaled to at most ``DETECTION_MAX_SIDE`` pixels; landmarks use the full i
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import cache
 
@@ -51,17 +52,24 @@ class Box:
         return Box(*(int(round(v * factor)) for v in self.to_list()))
 
 
-@cache
+#: dlib's detectors keep scratch state while they run (its documentation: not safe to share
+#: between threads; shared, concurrent uploads corrupted the heap), so each thread has its own.
+_per_thread = threading.local()
+
+
 def _hog_detector() -> dlib.fhog_object_detector:
-    return dlib.get_frontal_face_detector()
+    if not hasattr(_per_thread, "hog"):
+        _per_thread.hog = dlib.get_frontal_face_detector()
+    return _per_thread.hog
 
 
-@cache
 def _cnn_detector() -> dlib.cnn_face_detection_model_v1:
-    return dlib.cnn_face_detection_model_v1(str(cnn_face_detector_path()))
+    if not hasattr(_per_thread, "cnn"):
+        _per_thread.cnn = dlib.cnn_face_detection_model_v1(str(cnn_face_detector_path()))
+    return _per_thread.cnn
 
 
-@cache
+@cache  # one for all threads: dlib documents its shape predictor as safe to share
 def _shape_predictor(points: int) -> dlib.shape_predictor:
     path = shape_predictor_5_path() if points == 5 else shape_predictor_68_path()
     return dlib.shape_predictor(str(path))
