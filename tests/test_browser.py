@@ -273,8 +273,11 @@ def test_explain_your_own_pair(page: Any, tmp_path: Path) -> None:
     shoot(page, "explain-error")
 
 
-def test_explain_page_shows_the_coarse_maps_first(two_level_page: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explain_page_shows_the_coarse_maps_first(
+    two_level_page: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """The 28 px maps of an upload are shown while the job refines them with 14 px patches."""
+    monkeypatch.setenv("XFV_CACHE_DIR", str(tmp_path))  # faces explained by other tests are not cached here
     page = two_level_page
     coarse_shown = threading.Event()
     real = uploads.explain_pair_progressively
@@ -307,6 +310,7 @@ def test_explain_page_shows_the_coarse_maps_first(two_level_page: Any, monkeypat
         )
         assert re.search(r"level 2 of 2", page.locator(f"{viewer} .progress-text").inner_text())
         assert page.locator(f"{viewer} [data-compute]").is_hidden(), "no compute button while computing"
+        assert page.locator("#explain-submit").is_enabled(), "the form is free while the maps compute"
         shoot(page, "explain-coarse")
     finally:
         coarse_shown.set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +25,9 @@ TWO_LEVELS = OcclusionSettings(patch_sizes=(14, 28), stride=40)
 def test_coarse_maps_are_shown_while_the_job_refines_them(
     web_store: WebStore,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
+    monkeypatch.setenv("XFV_CACHE_DIR", str(tmp_path))  # faces explained by other tests are not cached here
     pair_id = web_store.without_maps
     base = f"/api/pairs/{pair_id}/xmaps/dlib/1/1.png"
     seen: list[dict[str, Any]] = []
@@ -65,7 +68,9 @@ def test_coarse_maps_are_shown_while_the_job_refines_them(
 def test_an_uploads_coarse_maps_are_shown_while_its_job_refines_them(
     web_store: WebStore,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
+    monkeypatch.setenv("XFV_CACHE_DIR", str(tmp_path))  # faces explained by other tests are not cached here
     seen: list[dict[str, Any]] = []
     pictures: list[bytes] = []
     real = uploads.explain_pair_progressively

@@ -112,7 +112,10 @@ document.addEventListener("DOMContentLoaded", () => {
 
   /* The X-Maps of an upload: its job's progress, the coarse levels' maps as soon as each is done
      (largest patches first), then the final maps. */
-  async function showMaps(upload) {
+  let newest = 0;  // the newest submission: an older one's X-Map job no longer updates the page
+
+  async function showMaps(upload, submission) {
+    const current = () => submission === newest;
     const status = document.getElementById("upload-progress");
     const holder = document.getElementById("upload-viewer");
     status.hidden = false;
@@ -129,6 +132,7 @@ document.addEventListener("DOMContentLoaded", () => {
     try {
       if (upload.job) {
         await xfv.pollJob(upload.job, (job) => {
+          if (!current()) return;
           const info = job.info || {};
           const done = info.patch_sizes_done || [];
           levels = info.patch_sizes || levels;
@@ -142,6 +146,7 @@ document.addEventListener("DOMContentLoaded", () => {
             `${Math.round(job.progress * 100)} %${level} · ${job.done} of ${job.total} forward passes`);
         });
       }
+      if (!current()) return;
       status.hidden = true;
       holder.hidden = false;
       viewer.level = "";
@@ -150,6 +155,7 @@ document.addEventListener("DOMContentLoaded", () => {
       viewer.render();
       result.dataset.state = "done";
     } catch (error) {
+      if (!current()) return;
       viewer.level = "";
       status.classList.add("failed");
       message.textContent = `Computing the X-Maps failed: ${error.message}`;
@@ -160,19 +166,27 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     showError(tooLarge());
     if (!errorBox.hidden) return;
+    const submission = ++newest;
     submit.disabled = true;
     submit.textContent = "Finding faces…";
     result.dataset.state = "running";
+    let upload;
     try {
-      const upload = await xfv.request(form.action, { method: "POST", body: new FormData(form) });
-      showUpload(upload);
-      await showMaps(upload);
+      upload = await xfv.request(form.action, { method: "POST", body: new FormData(form) });
     } catch (error) {
-      result.hidden = true;
-      showError(error.message);
+      if (submission === newest) {
+        result.hidden = true;
+        showError(error.message);
+      }
+      return;
     } finally {
-      submit.disabled = false;
-      submit.textContent = "Verify and explain";
+      if (submission === newest) {  // the decision is shown at once; the form is free while the maps compute
+        submit.disabled = false;
+        submit.textContent = "Verify and explain";
+      }
     }
+    if (submission !== newest) return;
+    showUpload(upload);
+    await showMaps(upload, submission);
   });
 });
