@@ -52,8 +52,8 @@ class Box:
         return Box(*(int(round(v * factor)) for v in self.to_list()))
 
 
-#: dlib's detectors keep scratch state while they run (its documentation: not safe to share
-#: between threads; shared, concurrent uploads corrupted the heap), so each thread has its own.
+#: dlib's detectors are not safe to share between threads (shared, four threads at once found
+#: wrong faces or aborted the process: tests/test_faces.py), so each thread has its own.
 _per_thread = threading.local()
 
 
@@ -69,7 +69,7 @@ def _cnn_detector() -> dlib.cnn_face_detection_model_v1:
     return _per_thread.cnn
 
 
-@cache  # one for all threads: dlib documents its shape predictor as safe to share
+@cache  # one for all threads: dlib documents its shape predictor as safe to share (it only reads)
 def _shape_predictor(points: int) -> dlib.shape_predictor:
     path = shape_predictor_5_path() if points == 5 else shape_predictor_68_path()
     return dlib.shape_predictor(str(path))

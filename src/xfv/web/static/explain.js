@@ -110,10 +110,10 @@ document.addEventListener("DOMContentLoaded", () => {
     result.querySelector(".gauge-marker").style.left = `${Math.min(upload.distance / scale, 1) * 100}%`;
   }
 
-  /* The X-Maps of an upload: its job's progress, the coarse levels' maps as soon as each is done
-     (largest patches first), then the final maps. */
   let newest = 0;  // the newest submission: an older one's X-Map job no longer updates the page
 
+  /* The X-Maps of an upload: its job's progress, the coarse levels' maps as soon as each is done
+     (largest patches first), then the final maps. */
   async function showMaps(upload, submission) {
     const current = () => submission === newest;
     const status = document.getElementById("upload-progress");
