@@ -21,7 +21,11 @@ per kind (random page, sort column and order, filters and page size). One server
 - ``explorer`` at 50 connections and ``explorer10`` at 10 connections (``/explorer`` pages), and
   ``api`` at 50 connections (``/api/pairs`` with the same parameters, ``/api/pairs/{id}`` and the
   viewer's ``/api/pairs/{id}/neighbours``), ``--duration`` seconds each: the same URLs again
-  (repeated URLs; a URL first answered by another server process is new to this one).
+  (repeated URLs; a URL first answered by another server process is new to this one);
+- ``explorer_during_job``: ``explorer`` again while this process writes a web job's progress
+  into the store every ``PROGRESS_SECONDS`` (as a running X-Map job does): each write moves the
+  store's change token but not what the explorer reads, so the kept answers should stay valid
+  (``during_job_ratio``: its requests/s over ``explorer``'s, measured side by side in one run).
 
 It reports requests/s, p50/p99 latency, errors (connection errors, timeouts and non-2xx answers)
 and the server's CPU per request (all its processes, from ``/proc``), with the machine's load
@@ -45,6 +49,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,7 +57,9 @@ from urllib.parse import urlencode
 
 import httpx
 import numpy as np
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
+
+from xfv.web.jobs import PROGRESS_SECONDS
 
 DEFAULT_LFW = Path(__file__).resolve().parents[2] / "shared/data/lfw"
 
@@ -367,6 +374,46 @@ def run_wrk(
     }
 
 
+class ProgressWrites:
+    """While open, writes a web job's progress into the store every ``PROGRESS_SECONDS`` from a
+    thread of this process, as a running X-Map job does; the job is deleted at the end."""
+
+    JOB_ID = "web-load-progress"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.writes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._write, daemon=True)
+
+    def __enter__(self) -> ProgressWrites:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _write(self) -> None:
+        from xfv.store import open_store
+        from xfv.store.models import WebJob
+        from xfv.store.web_jobs import add_web_job, update_web_job
+
+        store = open_store(self.url)
+        try:
+            with store.sessions() as session:
+                add_web_job(session, self.JOB_ID, "xmaps", self.JOB_ID, 10**6, "/api/none", "bench")
+                session.commit()
+                while not self._stop.wait(PROGRESS_SECONDS):
+                    self.writes += 1
+                    update_web_job(session, self.JOB_ID, done=self.writes)
+                    session.commit()
+                session.execute(delete(WebJob).where(WebJob.id == self.JOB_ID))
+                session.commit()
+        finally:
+            store.close()
+
+
 def prepare_store(args: argparse.Namespace, home: Path) -> tuple[str, str]:
     """The store's URL and what it is: the one given (named without its password), or a synthetic
     fill under ``home``."""
@@ -398,6 +445,7 @@ def measure(args: argparse.Namespace, url: str, home: Path, size: dict[str, Any]
         ("explorer", explorer, 50, args.duration, False),
         ("explorer10", explorer, 10, args.duration, False),
         ("api", api, 50, args.duration, False),
+        ("explorer_during_job", explorer, 50, args.duration, False),
     ]
     runs: dict[str, dict[str, Any]] = {}
     port = find_port()
@@ -405,7 +453,12 @@ def measure(args: argparse.Namespace, url: str, home: Path, size: dict[str, Any]
     try:
         for name, paths, connections, seconds, once in plan:
             base = f"http://127.0.0.1:{port}"
-            runs[name] = run_wrk(base, paths, connections, seconds, home, server.pid, once)
+            if name == "explorer_during_job":
+                with ProgressWrites(url) as writes:
+                    runs[name] = run_wrk(base, paths, connections, seconds, home, server.pid, once)
+                runs[name]["progress_writes"] = writes.writes
+            else:
+                runs[name] = run_wrk(base, paths, connections, seconds, home, server.pid, once)
             if not args.json:
                 print(f"{name}: {runs[name]}", file=sys.stderr)
     finally:
@@ -453,6 +506,9 @@ def main() -> int:
         "explorer10_first_cpu_ms_per_request": runs["explorer10_first"]["cpu_ms_per_request"],
         "explorer_first_cpu_ms_per_request": runs["explorer_first"]["cpu_ms_per_request"],
         "api_first_cpu_ms_per_request": runs["api_first"]["cpu_ms_per_request"],
+        "explorer_during_job_rps": runs["explorer_during_job"]["rps"],
+        "explorer_during_job_p99_ms": runs["explorer_during_job"]["p99_ms"],
+        "during_job_ratio": round(runs["explorer_during_job"]["rps"] / max(runs["explorer"]["rps"], 1e-9), 3),
         "errors": sum(run["errors"] for run in runs.values()),
         "answer_cache_mb": float(os.environ.get("XFV_ANSWER_CACHE_MB", 64)),
         "cpus": os.cpu_count(),

@@ -646,6 +646,57 @@ def test_job_progress_keeps_the_pair_table_and_its_sources_replace_it(backend_st
     assert tables.current() is not kept, "deleted: read again"
 
 
+#: Per table the web's kept answers are read from, a key column and a column a write may set to itself.
+ANSWER_SOURCES = {
+    **PAIR_TABLE_SOURCES, "fold_results": ("fold", "threshold"), "occlusion_settings": ("id", "key"),
+    "xmap_results": ("id", "distance"), "reviews": ("id", "comment"),
+}  # fmt: skip
+
+
+def test_job_progress_keeps_the_answers_and_their_sources_renew_them(
+    any_client: TestClient,  # noqa: F811
+    backend_store: WebStore,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A running job's progress writes leave the ``answers`` data version as it is, so a kept answer
+    is sent again without rendering while jobs run (before, every progress write made every answer
+    stale); a write to any table the answers are read from raises it (triggers, SQLite and
+    PostgreSQL) and the answer is rendered anew."""
+    store, url = backend_store.store, "/api/pairs?sort=distance&per_page=6&page=2"
+    review = {"pair_id": backend_store.pair_ids[1], "model": "dlib", "verdict": "agree", "comment": "kept?"}
+    assert any_client.post("/api/reviews", json=review).status_code == 201  # a row in every source table
+    rendered = any_client.get(url)
+    assert any_client.get(url).content == rendered.content  # rendered twice: kept from now on
+    with store.sessions() as session:
+        version = data_version(session, "answers")
+        add_web_job(session, "answers-probe", "xmaps", "answers-probe", 10, "/api/none", "test")
+        session.commit()
+        for done in (3, 6, 9):
+            update_web_job(session, "answers-probe", done=done)
+            session.commit()
+        assert data_version(session, "answers") == version, "progress is not content"
+
+    def fail(*_: Any, **__: Any) -> None:
+        raise AssertionError("rendered again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("xfv.store.pair_table.PairTable.query", fail)
+        again = any_client.get(url)
+    assert again.status_code == 200 and again.content == rendered.content
+    assert again.headers["etag"] == rendered.headers["etag"]
+    versions = [version]
+    for table, (key, column) in ANSWER_SOURCES.items():
+        with store.engine.begin() as connection:
+            connection.execute(
+                text(f"UPDATE {table} SET {column} = {column} WHERE {key} = (SELECT min({key}) FROM {table})")
+            )
+        with store.sessions() as session:
+            versions.append(data_version(session, "answers"))
+        assert versions[-1] > versions[-2], f"an update of {table} raises the version"
+    changed = any_client.get(url)
+    assert changed.status_code == 200 and changed.headers["etag"] != rendered.headers["etag"]
+
+
 def _serve(url: str, home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     """``xfv serve --workers N`` on the store at ``url``, once it answers; and its base URL."""
     with socket.socket() as probe:

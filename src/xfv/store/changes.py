@@ -1,5 +1,7 @@
 """The store's change token: a few bytes that change with every committed write by any process,
-read cheaply, so answers computed from the store can be reused while it stays the same.
+read cheaply; and :class:`DataVersionToken`, a trigger-raised counter of writes to some tables
+only, read again only when the change token moved. What is computed from those tables (the web's
+answers, its pair table) is reused while the counter stays the same.
 
 On SQLite (WAL mode), the write-ahead log's index header (its frame count, running checksum and
 salts change with every commit) and the database header's change counter; on PostgreSQL,
@@ -70,8 +72,51 @@ class ChangeToken:
 
 def data_version(session: Session, name: str) -> int | None:
     """The counter ``name`` of ``data_versions`` (raised by triggers with every write to the tables
-    it covers, see migration 0005); None where the store has none."""
+    it covers, see migrations 0005 and 0006); None where the store has none."""
     return session.scalar(select(DataVersion.version).where(DataVersion.name == name))
+
+
+class DataVersionToken:
+    """The data version ``name`` as a token for what is kept from the tables it covers: a job's
+    progress writes move the change token but not the version, so what is kept stays valid.
+
+    On SQLite the version is queried only when the change token moved since the last read (no
+    commit, no new version); on PostgreSQL reading the token costs a round trip too, so the
+    version is queried at once. None where the store has no such counter (or it is unreadable)."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        self._store = store
+        self._name = name
+        self._changes = ChangeToken(store)
+        self._last: tuple[bytes, bytes | None] | None = None  # change token -> version read after it
+
+    def cached(self) -> bytes | None:
+        """The version last read, if no commit happened since (two small file reads, no query);
+        else None: then :meth:`read` queries it."""
+        return self._known(self._change_token())
+
+    def read(self) -> bytes | None:
+        """The version now, as bytes naming the counter."""
+        token = self._change_token()
+        found = self._known(token)
+        if found is not None:
+            return found
+        try:
+            with self._store.sessions() as session:  # its snapshot starts after the token was read
+                version = data_version(session, self._name)
+        except SQLAlchemyError:
+            return None
+        value = None if version is None else f"{self._name}:{version}".encode()
+        if token is not None:
+            self._last = (token, value)
+        return value
+
+    def _change_token(self) -> bytes | None:
+        return None if self._changes.blocking else self._changes.read()
+
+    def _known(self, token: bytes | None) -> bytes | None:
+        last = self._last
+        return last[1] if token is not None and last is not None and last[0] == token else None
 
 
 #: Per file, the descriptor this process reads it through and the file it is (its inode).

@@ -26,7 +26,9 @@ per resource (:mod:`xfv.store`).
   every server process.
 - ``data_versions``: counters that database triggers raise with every write to what they name:
   ``pair_table`` counts writes to datasets, identities, images, pairs, models and pair results,
-  so the web's kept pair table is read again only when they change, not on every job's progress.
+  so the web's kept pair table is read again only when they change, not on every job's progress;
+  ``answers`` counts writes to every table but the jobs', the uploads' and its own, so the web's
+  kept answers stay valid while jobs run.
 
 Every change here needs an Alembic migration in ``xfv/store/migrations/versions``; a test checks
 that the migrations build exactly these tables.
@@ -331,7 +333,7 @@ class WebUpload(Base):
 
 
 class DataVersion(Base):
-    """A counter the store's triggers raise with every write to the tables it names (migration 0005)."""
+    """A counter the store's triggers raise with every write to the tables it names (migrations 0005, 0006)."""
 
     __tablename__ = "data_versions"
 

@@ -8,8 +8,8 @@ decision, correctness and C-Score), a few hundred kilobytes for LFW's 6,000 pair
 A query is then a boolean mask, a cached full ordering per sort column (stable, ties broken by pair
 id) filtered by the mask, and a slice: no SQL, so a page costs the same whatever the filters and
 the sort, and comparing models ("they disagree") costs nothing more. :class:`PairTables` keeps the
-table of a store while its change token (:class:`~xfv.store.changes.ChangeToken`) stays the same,
-so every server process reloads it after any write by any process (SQLite or PostgreSQL).
+table of a store while its ``pair_table`` data version stays the same, so every server process
+reloads it after any write by any process to what it is read from (SQLite or PostgreSQL).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from xfv.errors import XfvError
 from xfv.store.catalog import unknown_dataset, unknown_model
-from xfv.store.changes import ChangeToken, data_version
+from xfv.store.changes import DataVersionToken
 from xfv.store.engine import Store
 from xfv.store.models import Dataset, Identity, Image, Model, Pair, PairResult
 from xfv.store.results import ModelResult
@@ -484,42 +484,40 @@ def _model_results(name: str, rows: list[Any], ids: np.ndarray, dataset_code: di
 
 @dataclass(frozen=True)
 class _KeptTable:
-    """A pair table with the change token and data version it was read after."""
+    """A pair table with the data version it was read after."""
 
-    token: bytes | None
-    version: int | None
+    version: bytes
     table: PairTable
 
 
 class PairTables:
-    """The pair table of a store, kept while its data is unchanged. Every query reads the store's
-    change token (any write by any process, on SQLite or PostgreSQL, changes it); when it moved,
-    the ``pair_table`` data version (raised by triggers only with writes to what the table is read
-    from) says whether the kept table still holds: a running job's progress writes do not make
-    every server process read the table again. The table is read in the same fresh session as the
-    version, after the token, so it is never older than either. One load at a time."""
+    """The pair table of a store, kept while its data is unchanged: while the ``pair_table`` data
+    version (raised by triggers only with writes to what the table is read from, read again only
+    when the store's change token moved: :class:`~xfv.store.changes.DataVersionToken`) stays the
+    same, so a running job's progress writes do not make every server process read the table
+    again. The table is read in a fresh session after the version, so it is never older than it.
+    One load at a time."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._token = ChangeToken(store)
+        self._version = DataVersionToken(store, "pair_table")
         self._kept: _KeptTable | None = None
         self._lock = threading.Lock()
 
     def current(self) -> PairTable:
         """The table as the store holds it now."""
-        token = self._token.read()
+        version = self._version.read()
         kept = self._kept
-        if token is not None and kept is not None and kept.token == token:
+        if version is not None and kept is not None and kept.version == version:
             return kept.table
         with self._lock:
             kept = self._kept
-            if token is not None and kept is not None and kept.token == token:
+            if version is not None and kept is not None and kept.version == version:
                 return kept.table
-            with self._store.sessions() as fresh:  # its snapshot starts after the token was read
-                version = data_version(fresh, "pair_table")
-                unchanged = kept is not None and version is not None and kept.version == version
-                table = kept.table if kept is not None and unchanged else PairTable.load(fresh)
-            self._kept = _KeptTable(token, version, table)
+            with self._store.sessions() as fresh:
+                table = PairTable.load(fresh)
+            if version is not None:
+                self._kept = _KeptTable(version, table)
             return table
 
 

@@ -1,20 +1,24 @@
 """Answers of the read-only pages and API calls, reused while the store is unchanged.
 
 The explorer, ``/api/pairs``, the viewer and its neighbours, the landing page and ``/api/stats``
-depend only on their URL and on the store's content, and the store changes rarely (ingest, compute, a review, a finished X-Map). So
-each such request first reads the store's change token, a few bytes that change with every
-committed write by any process; an answer rendered for the same URL under the same token is sent
-again instead of querying and rendering anew. Every answer carries an ETag of (token, URL), so a
+depend only on their URL and on the store's content, and that changes rarely (ingest, compute, a
+review, a finished X-Map). So each such request first reads the ``answers`` data
+version, a counter that triggers raise with every committed write by any process to the tables
+those pages read (every table but the jobs' and the uploads': a running job's progress writes
+leave it as it is); an answer rendered for the same URL under the same version is sent again
+instead of querying and rendering anew. Every answer carries an ETag of (version, URL), so a
 browser revalidating (``Cache-Control: no-cache``) gets 304 Not Modified while nothing changed.
 
-The token is :class:`xfv.store.changes.ChangeToken`'s; a store without one, or an unreadable
-token, is never cached. An answer is kept from the second time its URL is rendered under the same
-token (this process remembers the last :data:`SEEN_URLS` URLs it rendered, without their bodies):
-most URLs of a browsing session are asked once, and a fresh answer then costs no compression and
-no write to the shared file. Cached bodies are kept zlib-compressed, at most
-``get_settings().answer_cache_bytes`` per server process, and in a file that every server process
-of the machine shares (:class:`xfv.cache.BlobCache`, ``web-answers.sqlite`` in the cache folder),
-so an answer one process rendered is sent by the others too (``xfv serve --workers N``).
+The version is :class:`xfv.store.changes.DataVersionToken`'s: on SQLite it costs two small file
+reads while no commit happened, and one tiny query (on a thread) after one; on PostgreSQL one
+query. A store without the counter, or an unreadable one, is never cached. An answer is kept
+from the second time its URL is rendered under the same version (this process remembers the last
+:data:`SEEN_URLS` URLs it rendered, without their bodies): most URLs of a browsing session are
+asked once, and a fresh answer then costs no compression and no write to the shared file. Cached
+bodies are kept zlib-compressed, at most ``get_settings().answer_cache_bytes`` per server process,
+and in a file that every server process of the machine shares (:class:`xfv.cache.BlobCache`,
+``web-answers.sqlite`` in the cache folder), so an answer one process rendered is sent by the
+others too (``xfv serve --workers N``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xfv.cache import BlobCache
 from xfv.store import Store
-from xfv.store.changes import ChangeToken
+from xfv.store.changes import DataVersionToken
 
 #: Browsers may keep an answer but must ask (cheaply, with its ETag) before reusing it.
 REVALIDATE = "no-cache"
@@ -55,12 +59,12 @@ CACHEABLE = re.compile(r"^/(|explorer|pairs/[0-9]+|api/stats|api/pairs|api/pairs
 
 class AnswerCache:
     """ASGI middleware: answers of :data:`CACHEABLE` GET requests by URL, valid while the store's
-    change token stays the same (at most ``max_bytes`` of them, compressed, in this process; and in
-    ``shared``, the file the server processes share, if given)."""
+    ``answers`` data version stays the same (at most ``max_bytes`` of them, compressed, in this
+    process; and in ``shared``, the file the server processes share, if given)."""
 
     def __init__(self, app: ASGIApp, store: Store, max_bytes: int, shared: BlobCache | None = None) -> None:
         self.app = app
-        self._token = ChangeToken(store)
+        self._version = DataVersionToken(store, "answers")
         self._store_name = store.description.encode()
         self._shared = shared
         self._max_bytes = max_bytes
@@ -102,8 +106,9 @@ class AnswerCache:
         await self.app(scope, receive, self._recording(send, key, token, headers, keep=self._seen_before(key, token)))
 
     async def _read_token(self) -> bytes | None:
-        """The store's change token; a database round trip runs on a thread, two small file reads do not."""
-        return await anyio.to_thread.run_sync(self._token.read) if self._token.blocking else self._token.read()
+        """The ``answers`` data version: known without a query (two small file reads) while no commit
+        happened since it was last read, else queried on a thread."""
+        return self._version.cached() or await anyio.to_thread.run_sync(self._version.read)
 
     def _shared_key(self, key: str) -> bytes:
         return hashlib.blake2b(self._store_name + b"\n" + key.encode(), digest_size=16).digest()
