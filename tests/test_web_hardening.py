@@ -35,7 +35,7 @@ from tests.web_fixtures import TINY, WebStore, build_web_store
 from xfv.cache import BlobCache
 from xfv.errors import ImageTooLargeError
 from xfv.faces import decode_image
-from xfv.store import open_store
+from xfv.store import Store, open_store
 from xfv.store.changes import ChangeToken, data_version
 from xfv.store.models import WebJob, utcnow
 from xfv.store.pair_table import SORT_COLUMNS, PairQuery, PairTables, pair_neighbours, query_pairs
@@ -608,6 +608,18 @@ PAIR_TABLE_SOURCES = {
 }  # fmt: skip
 
 
+def _update_raises_version(store: Store, table: str, key: str, column: str, name: str, before: int | None) -> int:
+    """Set ``column`` of ``table``'s first row to itself; the data version ``name`` must rise above ``before``."""
+    with store.engine.begin() as connection:
+        connection.execute(
+            text(f"UPDATE {table} SET {column} = {column} WHERE {key} = (SELECT min({key}) FROM {table})")
+        )
+    with store.sessions() as session:
+        version = data_version(session, name)
+    assert version is not None and before is not None and version > before, f"an update of {table} raises {name}"
+    return version
+
+
 def test_job_progress_keeps_the_pair_table_and_its_sources_replace_it(backend_store: WebStore) -> None:  # noqa: F811
     """A web job's progress write moves the change token but not the pair table's data version, so
     no server process reads the table again; an insert, update or delete on any table it is read
@@ -623,15 +635,8 @@ def test_job_progress_keeps_the_pair_table_and_its_sources_replace_it(backend_st
         session.commit()
     assert token.read() != before, "a job's progress is a write like any other"
     assert tables.current() is kept, "but not one to the pair table"
-    versions = [version]
     for table, (key, column) in PAIR_TABLE_SOURCES.items():
-        with store.engine.begin() as connection:
-            connection.execute(
-                text(f"UPDATE {table} SET {column} = {column} WHERE {key} = (SELECT min({key}) FROM {table})")
-            )
-        with store.sessions() as session:
-            versions.append(data_version(session, "pair_table"))
-        assert versions[-1] > versions[-2], f"an update of {table} raises the version"
+        version = _update_raises_version(store, table, key, column, "pair_table", version)
         assert tables.current() is not kept, table
         kept = tables.current()
     with store.engine.begin() as connection:
@@ -684,15 +689,8 @@ def test_job_progress_keeps_the_answers_and_their_sources_renew_them(
         again = any_client.get(url)
     assert again.status_code == 200 and again.content == rendered.content
     assert again.headers["etag"] == rendered.headers["etag"]
-    versions = [version]
     for table, (key, column) in ANSWER_SOURCES.items():
-        with store.engine.begin() as connection:
-            connection.execute(
-                text(f"UPDATE {table} SET {column} = {column} WHERE {key} = (SELECT min({key}) FROM {table})")
-            )
-        with store.sessions() as session:
-            versions.append(data_version(session, "answers"))
-        assert versions[-1] > versions[-2], f"an update of {table} raises the version"
+        version = _update_raises_version(store, table, key, column, "answers", version)
     changed = any_client.get(url)
     assert changed.status_code == 200 and changed.headers["etag"] != rendered.headers["etag"]
 
