@@ -283,7 +283,8 @@ def test_calibrate_command_saves_a_calibrator_the_explainer_loads(
     from tests.test_xmaps import BlockProjectionModel
 
     d, same, _ = small_lfw_like()
-    model = SimpleNamespace(spec=SimpleNamespace(name="fake"))
+    blocks = BlockProjectionModel()
+    model = SimpleNamespace(spec=SimpleNamespace(name=blocks.spec.name))  # fitted for the model it explains
     monkeypatch.setattr(command, "read_protocol", lambda protocol, root: _Pairs(same))
     monkeypatch.setattr(command, "get_model", lambda name: model)
     monkeypatch.setattr(command, "pair_distances", lambda p, m, mode, progress=True: d)
@@ -297,8 +298,8 @@ def test_calibrate_command_saves_a_calibrator_the_explainer_loads(
     loaded = load_calibrator(out)
     assert (
         loaded.kind == method
-        and loaded.model_name_ == "fake"
+        and loaded.model_name_ == blocks.spec.name
         and loaded.threshold_ == pytest.approx(best_threshold(d, same))
     )
-    explainer = xfv.XMaps(BlockProjectionModel(), calibrator=out)  # a path is loaded
+    explainer = xfv.XMaps(blocks, calibrator=out)  # a path is loaded
     assert explainer.calibrator is not None and explainer.calibrator.kind == method and "C-Score on" in repr(explainer)

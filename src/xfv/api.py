@@ -27,11 +27,14 @@ from xfv.method.xmaps import check_methods
 from xfv.models import FaceModel, get_model
 from xfv.pipeline.calibrate import load_calibrator
 from xfv.pipeline.explain import Explanation, OcclusionEngine, explain_pair
-from xfv.pipeline.verify import Verification, model_calibrator, verify_aligned, verify_paths
+from xfv.pipeline.quality import pair_quality
+from xfv.pipeline.verify import Verification, needs_quality, resolve_calibrator, verify_aligned, verify_paths
 
 #: A photo (a path) or a face already aligned for the model (uint8 RGB array).
 FaceInput = str | Path | np.ndarray
 ModelInput = str | FaceModel | None
+#: A fitted calibrator, the path of one saved by ``xfv calibrate``, or None for the model's own.
+CalibratorInput = Calibrator | str | Path | None
 
 
 def load_model(name: str | None = None) -> FaceModel:
@@ -55,6 +58,18 @@ def align(
     return align_path(image, spec, mode, face)
 
 
+def _calibrator(calibrator: CalibratorInput, model: FaceModel) -> Calibrator | None:
+    """The calibration for ``model``'s C-Scores: loaded from a path, checked, else the model's own."""
+    if isinstance(calibrator, str | Path):
+        calibrator = load_calibrator(calibrator)
+    return resolve_calibrator(calibrator, model)
+
+
+def _quality(faces: Sequence[FaceInput], mode: str, choices: Sequence[FaceChoice]) -> float:
+    """The pair quality of photos (measured as ``mode`` finds their faces) or aligned faces."""
+    return pair_quality([face if isinstance(face, np.ndarray) else Path(face) for face in faces], mode, choices)
+
+
 def _face(face: FaceInput, model: FaceModel, mode: str, choice: FaceChoice) -> np.ndarray:
     """An aligned face: a path is aligned for ``model``, an array is taken as aligned already."""
     return np.asarray(face) if isinstance(face, np.ndarray) else align_path(face, model.spec, mode, choice)
@@ -67,26 +82,31 @@ def verify(
     threshold: float | None = None,
     mode: str = "detect",
     faces: tuple[FaceChoice, FaceChoice] = ("auto", "auto"),
+    calibrator: CalibratorInput = None,
 ) -> Verification:
-    """Same person or not: distance, threshold (default: the model's), decision and C-Score (the
-    model's calibration); for two photos also the faces found in each, the one used and warnings."""
+    """Same person or not: distance, threshold (default: the model's), decision and C-Score (of
+    ``calibrator``, default the model's; a quality-aware one at the pair's quality); for two photos
+    also the faces found in each, the one used and warnings."""
     face_model = _model(model)
+    calibration = _calibrator(calibrator, face_model)
     if not isinstance(image1, np.ndarray) and not isinstance(image2, np.ndarray):
-        return verify_paths(Path(image1), Path(image2), face_model, threshold, mode, faces)
+        return verify_paths(Path(image1), Path(image2), face_model, threshold, mode, faces, calibration)
     aligned = [_face(image, face_model, mode, face) for image, face in zip((image1, image2), faces)]
     names = [
         f"face {i}" if isinstance(image, np.ndarray) else str(image) for i, image in enumerate((image1, image2), 1)
     ]
-    return verify_aligned(aligned[0], aligned[1], face_model, threshold, (names[0], names[1]))
+    quality = _quality((image1, image2), mode, faces) if needs_quality(calibration) else None
+    return verify_aligned(aligned[0], aligned[1], face_model, threshold, (names[0], names[1]), calibration, quality)
 
 
 class XMaps:
     """An X-Map explainer, Captum style: it owns the model, the occlusion settings, the calibration
     and the cache of occlusion embeddings, and explains pairs with :meth:`explain`.
 
-    ``calibrator`` (a fitted calibrator or the path of one saved by ``xfv calibrate``) and
-    ``threshold`` default to the model's own, so explanations carry a C-Score whenever the model
-    ships a calibration. ``progress`` shows a progress bar of forward passes.
+    ``calibrator`` (a fitted calibrator or the path of one saved by ``xfv calibrate``, refused if
+    fitted on another model) and ``threshold`` default to the model's own, so explanations carry a
+    C-Score whenever the model ships a calibration; a quality-aware calibration scores each pair at
+    its quality. ``progress`` shows a progress bar of forward passes.
     """
 
     def __init__(
@@ -94,7 +114,7 @@ class XMaps:
         model: ModelInput = None,
         settings: OcclusionSettings | None = None,
         *,
-        calibrator: Calibrator | str | Path | None = None,
+        calibrator: CalibratorInput = None,
         threshold: float | None = None,
         mode: str = "detect",
         cache: ArrayCache | None = None,
@@ -102,9 +122,7 @@ class XMaps:
     ) -> None:
         self.model = _model(model)
         self.engine = OcclusionEngine(self.model, settings, cache)
-        if isinstance(calibrator, str | Path):
-            calibrator = load_calibrator(calibrator)
-        self.calibrator = calibrator if calibrator is not None else model_calibrator(self.model)
+        self.calibrator = _calibrator(calibrator, self.model)
         self.threshold = threshold
         self.mode = mode
         self.progress = progress
@@ -134,6 +152,8 @@ class XMaps:
         :func:`~xfv.pipeline.explain.explain_pair` (``coverage_normalised``, ``smoothing``, ``colourmap``)."""
         methods = check_methods(methods)  # before aligning: a bad method costs nothing
         aligned = [_face(face, self.model, self.mode, choice) for face, choice in zip((face1, face2), faces)]
+        if needs_quality(self.calibrator) and "quality" not in options:
+            options["quality"] = _quality((face1, face2), self.mode, faces)
         if not self.progress:
             return self._explain(aligned, methods, options)
         unique = {face.tobytes(): face for face in aligned}.values()
@@ -158,4 +178,4 @@ class XMaps:
         )
 
 
-__all__ = ["FaceInput", "XMaps", "align", "load_model", "verify"]
+__all__ = ["CalibratorInput", "FaceInput", "XMaps", "align", "load_model", "verify"]

@@ -18,6 +18,7 @@ from xfv.faces import INPUT_MODES, FaceChoice, FaceReport, parse_face_choices
 from xfv.method.xmaps import XMAP_METHODS
 from xfv.models import ALL_MODELS, available_models, compared_model_names, get_model
 from xfv.models.npm_models import CATALOGUE, install, installed_models
+from xfv.pipeline.calibrate import load_model_calibration
 from xfv.pipeline.embeddings import embed_photos
 from xfv.pipeline.evaluate import evaluate
 from xfv.pipeline.verify import face_warnings, verify_paths
@@ -67,6 +68,15 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
+def add_calibration_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        help="calibration JSON saved by `xfv calibrate` for the C-Score (default: the model's); "
+        "a quality-aware one (--method cscore-quality) scores at the pair's image quality",
+    )
+
+
 def add_face_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--face",
@@ -94,6 +104,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("image2", type=Path)
     add_model_option(verify)
     verify.add_argument("--threshold", type=float, help="cosine-distance threshold (default: the model's, from LFW)")
+    add_calibration_option(verify)
     verify.add_argument("--input-mode", choices=INPUT_MODES, default="detect")
     add_face_option(verify)
     verify.add_argument("--json", action="store_true", help="print one JSON object")
@@ -138,8 +149,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_verify(args: argparse.Namespace) -> int:
     faces = face_choices(args, 2)
+    model = get_model(model_name(args))
+    calibrator = load_model_calibration(args.calibration, model)  # before aligning: a bad file costs nothing
     result = verify_paths(
-        args.image1, args.image2, get_model(model_name(args)), args.threshold, args.input_mode, (faces[0], faces[1])
+        args.image1, args.image2, model, args.threshold, args.input_mode, (faces[0], faces[1]), calibrator
     )
     print_warnings(result.warnings)
     if args.json:

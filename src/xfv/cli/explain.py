@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from xfv.api import XMaps
 from xfv.cli.core import (
+    add_calibration_option,
     add_face_option,
     add_methods_option,
     add_model_option,
@@ -19,14 +21,15 @@ from xfv.cli.core import (
     print_json,
     print_warnings,
 )
-from xfv.faces import INPUT_MODES, align_photo
+from xfv.faces import INPUT_MODES, FaceChoice, align_photo
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import FILLS, SHAPES, OcclusionSettings
 from xfv.method.xmaps import check_methods
 from xfv.models import get_model
-from xfv.pipeline.calibrate import load_calibrator
+from xfv.pipeline.calibrate import load_model_calibration
 from xfv.pipeline.explain import Explanation
-from xfv.pipeline.verify import face_warnings
+from xfv.pipeline.quality import pair_quality
+from xfv.pipeline.verify import face_warnings, needs_quality
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,16 +51,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     occlusion.add_argument("--edge-blur-kernel", type=int, default=0, help="its kernel (default 0: from sigma)")
     parser.add_argument("--coverage-normalised", action="store_true", help="divide maps by mask coverage, not by N")
     parser.add_argument("--threshold", type=float, help="cosine-distance threshold (default: the model's)")
-    parser.add_argument(
-        "--calibration", type=Path, help="saved calibrator (JSON) for the C-Score (default: the model's)"
-    )
+    add_calibration_option(parser)
     parser.add_argument("--input-mode", choices=INPUT_MODES, default="detect")
     add_face_option(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.set_defaults(func=run_explain)
 
 
-def _explain(args: argparse.Namespace, calibrator: Calibrator | None, faces: list[np.ndarray]) -> Explanation:
+def _explain(
+    args: argparse.Namespace, calibrator: Calibrator | None, faces: list[np.ndarray], choices: list[FaceChoice]
+) -> Explanation:
+    """X-Maps of the aligned faces; a quality-aware C-Score scores at the photos' quality, measured
+    as its calibration data was (the photos, their faces found as ``--input-mode`` says)."""
     settings = OcclusionSettings(
         patch_sizes=args.patch_sizes,
         stride=args.stride,
@@ -68,7 +73,10 @@ def _explain(args: argparse.Namespace, calibrator: Calibrator | None, faces: lis
         noise_seed=args.noise_seed,
     )
     explainer = XMaps(model_name(args), settings, calibrator=calibrator, threshold=args.threshold, progress=True)
-    return explainer.explain(faces[0], faces[1], args.methods, coverage_normalised=args.coverage_normalised)
+    options: dict[str, Any] = {"coverage_normalised": args.coverage_normalised}
+    if needs_quality(explainer.calibrator):
+        options["quality"] = pair_quality([args.image1, args.image2], args.input_mode, choices)
+    return explainer.explain(faces[0], faces[1], args.methods, **options)
 
 
 def write_outputs(explanation: Explanation, out: Path) -> list[Path]:
@@ -86,15 +94,16 @@ def write_outputs(explanation: Explanation, out: Path) -> list[Path]:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    args.methods = check_methods(args.methods)  # before aligning: a bad method costs nothing
+    args.methods = check_methods(args.methods)  # before aligning: a bad method or calibration costs nothing
     model = get_model(model_name(args))
+    calibrator = load_model_calibration(args.calibration, model)
     paths = [args.image1, args.image2]
-    photos = [align_photo(path, model.spec, args.input_mode, face) for path, face in zip(paths, face_choices(args, 2))]
+    choices = face_choices(args, 2)
+    photos = [align_photo(path, model.spec, args.input_mode, face) for path, face in zip(paths, choices)]
     reports = [photo.report for photo in photos]
     warnings = face_warnings(paths, reports)
     print_warnings(warnings)
-    calibrator = load_calibrator(args.calibration) if args.calibration is not None else None  # None: the model's
-    explanation = _explain(args, calibrator, [photo.face for photo in photos])
+    explanation = _explain(args, calibrator, [photo.face for photo in photos], choices)
     written = write_outputs(explanation, args.out)
     if args.json:
         faces = [report.to_dict() if report else None for report in reports]

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from xfv.faces.align import LFW_FUNNELED_BOX
-from xfv.faces.choice import choose_face
+from xfv.faces.choice import FaceChoice, choose_face
 from xfv.faces.detect import Box, detect_faces
 
 #: Version of the score: bump it whenever a change here changes scores, so cached scores are recomputed.
@@ -68,9 +68,9 @@ class ImageQuality:
         return {**asdict(self), "score": self.score}
 
 
-def face_box(image: np.ndarray, mode: str) -> Box:
+def face_box(image: np.ndarray, mode: str, face: FaceChoice = "auto") -> Box:
     """Where the face is, by input mode: LFW's known box, the whole aligned crop, or detected
-    (the whole image if no face is found: the score then describes the photo)."""
+    (``face`` chooses among several; the whole image if none is found: the score then describes the photo)."""
     height, width = image.shape[:2]
     if mode == "lfw-funneled":
         sx, sy = width / LFW_SIZE, height / LFW_SIZE
@@ -79,7 +79,7 @@ def face_box(image: np.ndarray, mode: str) -> Box:
     if mode == "detect":
         boxes = detect_faces(image)
         if boxes:
-            return boxes[choose_face(boxes, image.shape, "auto", "image")[0]]
+            return boxes[choose_face(boxes, image.shape, face, "image")[0]]
     return Box(0, 0, width, height)
 
 
@@ -92,10 +92,10 @@ def _crop(image: np.ndarray, box: Box) -> np.ndarray:
     return image[top:bottom, left:right]
 
 
-def image_quality(image: np.ndarray, mode: str = "aligned") -> ImageQuality:
-    """The quality parts of a uint8 RGB image whose face is found as ``mode`` says."""
-    face = _crop(image, face_box(image, mode))
-    grey = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)
+def image_quality(image: np.ndarray, mode: str = "aligned", face: FaceChoice = "auto") -> ImageQuality:
+    """The quality parts of a uint8 RGB image whose face is found as ``mode`` (and ``face``) say."""
+    region = _crop(image, face_box(image, mode, face))
+    grey = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY)
     native_side = min(grey.shape)
     interpolation = cv2.INTER_AREA if native_side > MEASURE_SIZE else cv2.INTER_LINEAR
     patch = cv2.resize(grey, (MEASURE_SIZE, MEASURE_SIZE), interpolation=interpolation).astype(np.float64)

@@ -23,7 +23,8 @@ from xfv.method.distances import cosine_distance
 from xfv.method.occlusion import OcclusionPlan, OcclusionSettings
 from xfv.method.xmaps import MethodMaps, OcclusionEmbeddings, check_methods, compute_xmaps
 from xfv.models.base import FaceModel, ProgressCallback
-from xfv.pipeline.verify import confidence_of, model_calibrator
+from xfv.pipeline.quality import pair_quality
+from xfv.pipeline.verify import confidence_of, needs_quality, resolve_calibrator
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -139,7 +140,7 @@ class Explanation:
 
     ``same`` is the decision (genuine iff distance <= threshold; None without a threshold);
     ``confidence`` the C-Score of that decision (None when neither the caller nor the model has a
-    calibration).
+    calibration); ``quality`` the pair's quality where that C-Score depends on it.
     """
 
     aligned1: np.ndarray
@@ -154,6 +155,7 @@ class Explanation:
     forward_passes: int
     coverage_normalised: bool = False
     colourmap: str = DEFAULT_COLOURMAP
+    quality: float | None = None
 
     def __repr__(self) -> str:
         return f"Explanation({self.title()}; methods {', '.join(map(str, sorted(self.maps)))})"
@@ -164,7 +166,8 @@ class Explanation:
         if self.threshold is not None:
             parts.append(f"threshold {self.threshold:.4f} -> {self.decision}")
         if self.confidence is not None:
-            parts.append(f"C-Score {100 * self.confidence:.1f}%")
+            at_quality = "" if self.quality is None else f" at pair quality {self.quality:.3f}"
+            parts.append(f"C-Score {100 * self.confidence:.1f}%{at_quality}")
         return ", ".join(parts)
 
     def image(self, method: int, which: int = 1, style: Style = "blend") -> np.ndarray:
@@ -212,6 +215,7 @@ class Explanation:
             "threshold": self.threshold,
             "decision": self.decision,
             "confidence": self.confidence,
+            "quality": self.quality,
             "methods": sorted(self.maps),
             "forward_passes": self.forward_passes,
             "occlusions_per_face": self.settings.count,
@@ -228,14 +232,14 @@ class Explanation:
 
 
 def _decision(
-    distance: float, threshold: float | None, calibrator: Calibrator | None, model: FaceModel
+    distance: float, threshold: float | None, calibrator: Calibrator | None, model: FaceModel, quality: float | None
 ) -> tuple[float | None, bool | None, float | None]:
     """Threshold (given, else the model's), decision (genuine iff d <= t) and the C-Score of that decision."""
     if threshold is None:
         threshold = model.spec.default_threshold
     if threshold is None:
         return None, None, None
-    return threshold, distance <= threshold, confidence_of(calibrator, distance, threshold)
+    return threshold, distance <= threshold, confidence_of(calibrator, distance, threshold, quality)
 
 
 def explain_pair(
@@ -247,6 +251,7 @@ def explain_pair(
     threshold: float | None = None,
     calibrator: Calibrator | None = None,
     *,
+    quality: float | None = None,
     coverage_normalised: bool = False,
     smoothing: bool = True,
     colourmap: str = DEFAULT_COLOURMAP,
@@ -258,7 +263,8 @@ def explain_pair(
     every registered method).
 
     ``threshold`` defaults to the model's, ``calibrator`` (for the C-Score) to the one the model
-    ships (:func:`~xfv.pipeline.verify.model_calibrator`). Pass ``engine`` to share one engine (and
+    ships (:func:`~xfv.pipeline.verify.model_calibrator`); a quality-aware one scores at ``quality``
+    (default: the aligned faces', :func:`~xfv.pipeline.quality.pair_quality`). Pass ``engine`` to share one engine (and
     its pass count) across pairs; otherwise one is built from ``model``, ``settings``, ``cache``
     and ``progress``.
     ``forward_passes`` in the result counts only this call's passes (0 when both faces were cached).
@@ -267,7 +273,8 @@ def explain_pair(
     engine = _engine_for(model, engine, settings, cache, progress)
     passes_before = engine.forward_passes
     emb1, emb2 = engine.embeddings(face1), engine.embeddings(face2)
-    options = _MapOptions(model, methods, threshold, calibrator, coverage_normalised, smoothing, colourmap)
+    decision = _decision_rule(model, threshold, calibrator, quality, (face1, face2))
+    options = _MapOptions(model, methods, *decision, coverage_normalised, smoothing, colourmap)
     return _explanation(face1, face2, emb1, emb2, engine.plan, options, engine.forward_passes - passes_before)
 
 
@@ -280,6 +287,7 @@ def explain_pair_progressively(
     threshold: float | None = None,
     calibrator: Calibrator | None = None,
     *,
+    quality: float | None = None,
     coverage_normalised: bool = False,
     smoothing: bool = True,
     colourmap: str = DEFAULT_COLOURMAP,
@@ -297,7 +305,8 @@ def explain_pair_progressively(
     methods = check_methods(methods)
     engine = _engine_for(model, engine, settings, cache, progress)
     passes_before = engine.forward_passes
-    options = _MapOptions(model, methods, threshold, calibrator, coverage_normalised, smoothing, colourmap)
+    decision = _decision_rule(model, threshold, calibrator, quality, (face1, face2))
+    options = _MapOptions(model, methods, *decision, coverage_normalised, smoothing, colourmap)
     cached = engine.cached(face1), engine.cached(face2)
     if cached[0] is None or cached[1] is None:
         rows = [engine.new_rows(face) if stored is None else None for face, stored in zip((face1, face2), cached)]
@@ -358,9 +367,27 @@ class _MapOptions:
     methods: tuple[int, ...]
     threshold: float | None
     calibrator: Calibrator | None
+    quality: float | None
     coverage_normalised: bool
     smoothing: bool
     colourmap: str
+
+
+def _decision_rule(
+    model: FaceModel,
+    threshold: float | None,
+    calibrator: Calibrator | None,
+    quality: float | None,
+    faces: tuple[np.ndarray, np.ndarray],
+) -> tuple[float | None, Calibrator | None, float | None]:
+    """Threshold, calibration (given and checked, else the model's) and, where its C-Score depends
+    on it, the pair's quality (given, else the aligned faces'): resolved before any pass."""
+    calibrator = resolve_calibrator(calibrator, model)
+    if not needs_quality(calibrator):
+        quality = None
+    elif quality is None:
+        quality = pair_quality(faces, "aligned")
+    return threshold, calibrator, quality
 
 
 def _explanation(
@@ -375,8 +402,7 @@ def _explanation(
     """Maps and decision of one pair from both faces' occlusion embeddings under ``plan``."""
     o = options
     distance = float(cosine_distance(emb1.original, emb2.original))
-    calibrator = o.calibrator if o.calibrator is not None else model_calibrator(o.model)
-    threshold, same, confidence = _decision(distance, o.threshold, calibrator, o.model)
+    threshold, same, confidence = _decision(distance, o.threshold, o.calibrator, o.model, o.quality)
     maps = {m: compute_xmaps(m, emb1, emb2, plan, o.coverage_normalised, o.smoothing) for m in o.methods}
     return Explanation(
         aligned1=np.asarray(face1),
@@ -391,15 +417,19 @@ def _explanation(
         forward_passes=forward_passes,
         coverage_normalised=o.coverage_normalised,
         colourmap=o.colourmap,
+        quality=o.quality,
     )
 
 
 def explain_photos(
     path1: Path | str, path2: Path | str, model: FaceModel, mode: str = "detect", **options: Any
 ) -> Explanation:
-    """:func:`explain_pair` for two photos, aligned for ``model`` first (``mode``: detect, lfw-funneled, aligned)."""
+    """:func:`explain_pair` for two photos, aligned for ``model`` first (``mode``: detect, lfw-funneled,
+    aligned); a quality-aware calibration scores at the photos' quality."""
     from xfv.faces import align_path
 
+    if needs_quality(resolve_calibrator(options.get("calibrator"), model)):
+        options.setdefault("quality", pair_quality((Path(path1), Path(path2)), mode))
     return explain_pair(align_path(path1, model.spec, mode), align_path(path2, model.spec, mode), model, **options)
 
 

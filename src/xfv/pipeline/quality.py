@@ -2,6 +2,7 @@
 
 The quality-aware C-Score and the cross-quality set's generator need the score of thousands of
 images; each is measured once per input mode and kept in the array cache under its file's SHA-256.
+A single pair's quality (:func:`pair_quality`), for the C-Score of a new pair, is measured the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from tqdm import tqdm
 
 from xfv.cache import ArrayCache, default_cache
 from xfv.datasets import PairList
-from xfv.faces import load_image
+from xfv.faces import FaceChoice, load_image
 from xfv.faces.quality import QUALITY_VERSION, image_quality
 from xfv.pipeline.embeddings import image_file_hash
 
@@ -54,3 +55,16 @@ def pair_qualities(pairs: PairList, mode: str, progress: bool = False) -> np.nda
     index = {path: i for i, path in enumerate(images)}
     scores = image_qualities(images, mode, progress)
     return np.array([[scores[index[p.image1]], scores[index[p.image2]]] for p in pairs.pairs]).reshape(-1, 2)
+
+
+def pair_quality(
+    faces: Sequence[np.ndarray | Path], mode: str, choices: Sequence[FaceChoice] = ("auto", "auto")
+) -> float:
+    """A pair's quality as quality-aware calibrations are fitted on it: the lower of its two images'
+    scores, a photo's taken on its chosen face as ``mode`` finds it, an aligned face's on the whole face."""
+    return min(
+        image_quality(face).score
+        if isinstance(face, np.ndarray)
+        else image_quality(load_image(face), mode, choice).score
+        for face, choice in zip(faces, choices)
+    )

@@ -8,17 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
-from xfv.errors import XfvError
+from xfv.errors import CalibrationError, XfvError
 from xfv.faces import FaceChoice, FaceReport, align_photo
-from xfv.method.calibration import Calibrator
+from xfv.method.calibration import Calibrator, QualityAwareCalibrator, predict
 from xfv.method.distances import cosine_distance
 from xfv.models.base import FaceModel
+from xfv.pipeline.quality import pair_quality
 
 
 @dataclass
 class Verification:
     """The decision on one pair, where its threshold came from, and per image the faces found, the
-    one used and any warnings about it (``faces``: :meth:`FaceReport.to_dict`, None if aligned)."""
+    one used and any warnings about it (``faces``: :meth:`FaceReport.to_dict`, None if aligned);
+    ``quality`` is the pair's quality where the C-Score depends on it (a quality-aware calibration)."""
 
     image1: str
     image2: str
@@ -29,6 +31,7 @@ class Verification:
     same: bool
     confidence: float | None
     calibration: str | None
+    quality: float | None = None
     faces: list[dict[str, object] | None] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -45,9 +48,8 @@ class Verification:
         if self.confidence is None:
             text += "\nC-Score: none (the model has no calibration)"
         else:
-            text += (
-                f"\nC-Score {self.confidence:.3f} (probability the decision is right; calibration: {self.calibration})"
-            )
+            at_quality = "" if self.quality is None else f", at pair quality {self.quality:.3f}"
+            text += f"\nC-Score {self.confidence:.3f} (probability the decision is right; calibration: {self.calibration}{at_quality})"
         for image, faces in zip((self.image1, self.image2), self.faces):
             if faces is not None:
                 text += f"\n{image}: {FaceReport.from_dict(faces).describe()}"
@@ -59,13 +61,39 @@ def model_calibrator(model: FaceModel) -> Calibrator | None:
     return Calibrator.from_dict(model.spec.calibration) if model.spec.calibration else None
 
 
+def check_calibrator(calibrator: Calibrator, model: FaceModel) -> Calibrator:
+    """``calibrator`` if it may score ``model``'s distances: fitted on this model, or on the one the
+    model's own calibration was fitted on (dlib-int8 ships float32 dlib's); another model's distances
+    are on another scale, so its C-Scores would be meaningless."""
+    own = (model.spec.calibration or {}).get("model")
+    if calibrator.model_name_ and calibrator.model_name_ not in (model.spec.name, own):
+        raise CalibrationError(
+            f"the calibration was fitted on {calibrator.model_name_}'s distances, not {model.spec.name}'s: "
+            f"fit one for {model.spec.name} with `xfv calibrate --model {model.spec.name}`"
+        )
+    return calibrator
+
+
+def resolve_calibrator(calibrator: Calibrator | None, model: FaceModel) -> Calibrator | None:
+    """The calibration a C-Score of ``model`` comes from: the given one (checked), else the model's."""
+    return check_calibrator(calibrator, model) if calibrator is not None else model_calibrator(model)
+
+
+def needs_quality(calibrator: Calibrator | None) -> bool:
+    """Whether the C-Score of ``calibrator`` depends on the pair's quality as well as its distance."""
+    return isinstance(calibrator, QualityAwareCalibrator)
+
+
 def calibration_name(calibrator: Calibrator) -> str:
     """How a calibration is named to users: method, model and the data it was fitted on."""
     return f"{calibrator.kind} of {calibrator.model_name_} fitted on {calibrator.fitted_on_.get('description', 'unknown data')}"
 
 
-def confidence_of(calibrator: Calibrator | None, distance: float, threshold: float) -> float | None:
-    """The C-Score of a decision at ``threshold`` (None without a calibration).
+def confidence_of(
+    calibrator: Calibrator | None, distance: float, threshold: float, quality: float | None = None
+) -> float | None:
+    """The C-Score of a decision at ``threshold`` (None without a calibration); ``quality`` is the
+    pair's (:func:`~xfv.pipeline.quality.pair_quality`), needed by quality-aware calibrations.
 
     The calibrator's own threshold is replaced by the one actually used, so the confidence is
     always that of the decision reported."""
@@ -73,7 +101,8 @@ def confidence_of(calibrator: Calibrator | None, distance: float, threshold: flo
         return None
     at_threshold = copy.copy(calibrator)
     at_threshold.threshold_ = threshold
-    return float(at_threshold.predict_confidence(distance))
+    qualities = None if quality is None else np.array([quality])
+    return float(predict(at_threshold, np.array([distance]), qualities)[1][0])
 
 
 def resolve_threshold(model: FaceModel, threshold: float | None) -> tuple[float, str]:
@@ -103,14 +132,20 @@ def verify_aligned(
     model: FaceModel,
     threshold: float | None = None,
     names: tuple[str, str] = ("face 1", "face 2"),
+    calibrator: Calibrator | None = None,
+    quality: float | None = None,
 ) -> Verification:
-    """Decide on two aligned faces at ``threshold`` (default: the model's), with the model's C-Score."""
+    """Decide on two aligned faces at ``threshold`` (default: the model's), with the C-Score of
+    ``calibrator`` (default: the model's); a quality-aware one gets ``quality``, else the faces' own."""
     threshold, source = resolve_threshold(model, threshold)
+    calibrator = resolve_calibrator(calibrator, model)
+    if needs_quality(calibrator) and quality is None:
+        quality = pair_quality((face1, face2), "aligned")
     distance, same = verify_faces(face1, face2, model, threshold)
-    calibrator = model_calibrator(model)
-    confidence = confidence_of(calibrator, distance, threshold)
+    confidence = confidence_of(calibrator, distance, threshold, quality)
     name = calibration_name(calibrator) if calibrator else None
-    return Verification(*names, model.spec.name, distance, threshold, source, same, confidence, name)
+    used_quality = quality if needs_quality(calibrator) else None
+    return Verification(*names, model.spec.name, distance, threshold, source, same, confidence, name, used_quality)
 
 
 def verify_paths(
@@ -120,10 +155,15 @@ def verify_paths(
     threshold: float | None = None,
     mode: str = "detect",
     faces: tuple[FaceChoice, FaceChoice] = ("auto", "auto"),
+    calibrator: Calibrator | None = None,
 ) -> Verification:
-    """Align the chosen face of both photos, embed them and decide."""
+    """Align the chosen face of both photos, embed them and decide (C-Score: see :func:`verify_aligned`;
+    a quality-aware calibration gets the photos' quality, measured as its calibration data was)."""
     aligned = [align_photo(path, model.spec, mode, face) for path, face in zip((image1, image2), faces)]
-    verification = verify_aligned(aligned[0].face, aligned[1].face, model, threshold, (str(image1), str(image2)))
+    calibrator = resolve_calibrator(calibrator, model)
+    quality = pair_quality((image1, image2), mode, faces) if needs_quality(calibrator) else None
+    names = (str(image1), str(image2))
+    verification = verify_aligned(aligned[0].face, aligned[1].face, model, threshold, names, calibrator, quality)
     reports = [photo.report for photo in aligned]
     verification.faces = [report.to_dict() if report else None for report in reports]
     verification.warnings = face_warnings([image1, image2], reports)

@@ -27,13 +27,14 @@ from sqlalchemy.orm import Session
 
 from xfv.errors import ImageError, ImageTooLargeError, ModelError, NotFoundError, XfvError
 from xfv.faces import AlignedFace, Box, FaceChoice, FaceReport, align_face, decode_image
+from xfv.faces.quality import image_quality
 from xfv.method.calibration import Calibrator
 from xfv.method.occlusion import OcclusionSettings
 from xfv.method.xmaps import check_methods
 from xfv.models import FaceModel, get_model, listed_models
 from xfv.models.npm_models import installed_models
 from xfv.pipeline.explain import explain_pair_progressively
-from xfv.pipeline.verify import confidence_of, model_calibrator, resolve_threshold, verify_faces
+from xfv.pipeline.verify import confidence_of, model_calibrator, needs_quality, resolve_threshold, verify_faces
 from xfv.store import Store
 from xfv.store.arrays import pack_method_maps, unpack_method_maps, xmap_arrays
 from xfv.store.catalog import model_names
@@ -109,6 +110,8 @@ class Upload:
     same: bool
     cscore: float | None
     calibrator: Calibrator | None = field(default=None, repr=False)
+    #: The pair's quality, where the C-Score depends on it (a quality-aware calibration).
+    quality: float | None = None
     #: Per method, the maps by name (``image{1,2}_p{size}``, ``image{1,2}_merged``) once computed.
     maps: dict[int, dict[str, np.ndarray]] | None = None
 
@@ -123,6 +126,7 @@ class Upload:
             "decision": "same person" if self.same else "different people",
             "same": self.same,
             "cscore": self.cscore,
+            "quality": self.quality,
             "xmaps_ready": self.maps is not None,
             "photos": [
                 {
@@ -152,6 +156,12 @@ def decision_rule(session: Session, model: FaceModel) -> tuple[float, str, Calib
         raise XfvError(f"model {model.spec.name} has no threshold yet: compute it on a benchmark first (xfv compute)")
     calibrator, dataset = Calibrator.from_dict(stored[0]), stored[1]
     return float(calibrator.threshold_), f"threshold and C-Score of {model.spec.name} fitted on {dataset}", calibrator
+
+
+def upload_quality(photos: list[Photo], faces: tuple[FaceChoice, FaceChoice]) -> float:
+    """The pair quality of two uploaded photos (:func:`~xfv.pipeline.quality.pair_quality`, on the
+    decoded photos: their chosen faces as the detector finds them)."""
+    return min(image_quality(photo.image, "detect", face).score for photo, face in zip(photos, faces))
 
 
 def _pack_photos(photos: tuple[Photo, Photo]) -> bytes:
@@ -234,7 +244,8 @@ class Uploads:
             photos = [self._photo(name, data, model, self.max_pixels, face) for (name, data), face in zip(files, faces)]
         threshold, source, calibrator = decision_rule(session, model)
         distance, same = verify_faces(photos[0].aligned.face, photos[1].aligned.face, model, threshold)
-        cscore = confidence_of(calibrator, distance, threshold)
+        quality = upload_quality(photos, faces) if needs_quality(calibrator) else None
+        cscore = confidence_of(calibrator, distance, threshold, quality)
         upload = Upload(
             uuid.uuid4().hex,
             model.spec.name,
@@ -245,6 +256,7 @@ class Uploads:
             same,
             cscore,
             calibrator,
+            quality,
         )
         self._save(upload)
         return upload
@@ -259,6 +271,7 @@ class Uploads:
             "threshold_source": upload.threshold_source,
             "same": upload.same,
             "cscore": upload.cscore,
+            "quality": upload.quality,
             "calibrator": upload.calibrator.to_dict() if upload.calibrator is not None else None,
         }
         with self.store.transaction() as session:
@@ -304,6 +317,7 @@ class Uploads:
             facts["same"],
             facts["cscore"],
             Calibrator.from_dict(calibration) if calibration is not None else None,
+            facts.get("quality"),
         )
 
     def start_xmaps(self, upload: Upload) -> dict[str, Any] | None:
@@ -336,6 +350,7 @@ class Uploads:
                 self.settings,
                 upload.threshold,
                 upload.calibrator,
+                quality=upload.quality,
                 progress=job.advance,
             ),
             self.settings.patch_sizes,

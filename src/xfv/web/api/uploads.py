@@ -51,6 +51,9 @@ class UploadOut(BaseModel):
     decision: str
     same: bool
     cscore: float | None
+    quality: float | None = Field(
+        None, description="the pair's image quality (the lower of both), where the C-Score depends on it"
+    )
     xmaps_ready: bool
     photos: list[PhotoOut]
     job: JobOut | None = None
