@@ -102,7 +102,9 @@ document.addEventListener("DOMContentLoaded", () => {
     document.getElementById("fact-distance").textContent = xfv.format(upload.distance, 4);
     document.getElementById("fact-threshold").textContent = xfv.format(upload.threshold, 4);
     document.getElementById("fact-cscore").textContent = upload.cscore === null
-      ? "– (no calibration for this model)" : `${xfv.format(upload.cscore, 3)} (probability the decision is right)`;
+      ? "– (no calibration for this model)"
+      : `${xfv.format(upload.cscore, 3)} (probability the decision is right` +
+        (upload.quality === null ? ")" : `, at pair quality ${xfv.format(upload.quality, 3)})`);
     document.getElementById("fact-model").textContent = upload.model;
     document.getElementById("fact-source").textContent = upload.threshold_source;
     const scale = Math.max(2 * upload.threshold, upload.distance * 1.1, 0.01);
