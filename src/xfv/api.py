@@ -27,8 +27,7 @@ from xfv.method.xmaps import check_methods
 from xfv.models import FaceModel, get_model
 from xfv.pipeline.calibrate import load_calibrator
 from xfv.pipeline.explain import Explanation, OcclusionEngine, explain_pair
-from xfv.pipeline.quality import pair_quality
-from xfv.pipeline.verify import Verification, needs_quality, resolve_calibrator, verify_aligned, verify_paths
+from xfv.pipeline.verify import Verification, quality_for, resolve_calibrator, verify_aligned, verify_paths
 
 #: A photo (a path) or a face already aligned for the model (uint8 RGB array).
 FaceInput = str | Path | np.ndarray
@@ -65,9 +64,9 @@ def _calibrator(calibrator: CalibratorInput, model: FaceModel) -> Calibrator | N
     return resolve_calibrator(calibrator, model)
 
 
-def _quality(faces: Sequence[FaceInput], mode: str, choices: Sequence[FaceChoice]) -> float:
-    """The pair quality of photos (measured as ``mode`` finds their faces) or aligned faces."""
-    return pair_quality([face if isinstance(face, np.ndarray) else Path(face) for face in faces], mode, choices)
+def _photos_or_faces(faces: Sequence[FaceInput]) -> list[np.ndarray | Path]:
+    """Inputs as :func:`~xfv.pipeline.quality.pair_quality` takes them: photo paths or aligned faces."""
+    return [face if isinstance(face, np.ndarray) else Path(face) for face in faces]
 
 
 def _face(face: FaceInput, model: FaceModel, mode: str, choice: FaceChoice) -> np.ndarray:
@@ -95,7 +94,7 @@ def verify(
     names = [
         f"face {i}" if isinstance(image, np.ndarray) else str(image) for i, image in enumerate((image1, image2), 1)
     ]
-    quality = _quality((image1, image2), mode, faces) if needs_quality(calibration) else None
+    quality = quality_for(calibration, None, _photos_or_faces((image1, image2)), mode, faces)
     return verify_aligned(aligned[0], aligned[1], face_model, threshold, (names[0], names[1]), calibration, quality)
 
 
@@ -152,8 +151,8 @@ class XMaps:
         :func:`~xfv.pipeline.explain.explain_pair` (``coverage_normalised``, ``smoothing``, ``colourmap``)."""
         methods = check_methods(methods)  # before aligning: a bad method costs nothing
         aligned = [_face(face, self.model, self.mode, choice) for face, choice in zip((face1, face2), faces)]
-        if needs_quality(self.calibrator) and "quality" not in options:
-            options["quality"] = _quality((face1, face2), self.mode, faces)
+        inputs = _photos_or_faces((face1, face2))
+        options["quality"] = quality_for(self.calibrator, options.get("quality"), inputs, self.mode, faces)
         if not self.progress:
             return self._explain(aligned, methods, options)
         unique = {face.tobytes(): face for face in aligned}.values()

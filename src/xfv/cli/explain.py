@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -28,8 +27,7 @@ from xfv.method.xmaps import check_methods
 from xfv.models import get_model
 from xfv.pipeline.calibrate import load_model_calibration
 from xfv.pipeline.explain import Explanation
-from xfv.pipeline.quality import pair_quality
-from xfv.pipeline.verify import face_warnings, needs_quality
+from xfv.pipeline.verify import face_warnings, quality_for
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -73,10 +71,10 @@ def _explain(
         noise_seed=args.noise_seed,
     )
     explainer = XMaps(model_name(args), settings, calibrator=calibrator, threshold=args.threshold, progress=True)
-    options: dict[str, Any] = {"coverage_normalised": args.coverage_normalised}
-    if needs_quality(explainer.calibrator):
-        options["quality"] = pair_quality([args.image1, args.image2], args.input_mode, choices)
-    return explainer.explain(faces[0], faces[1], args.methods, **options)
+    quality = quality_for(explainer.calibrator, None, [args.image1, args.image2], args.input_mode, choices)
+    return explainer.explain(
+        faces[0], faces[1], args.methods, coverage_normalised=args.coverage_normalised, quality=quality
+    )
 
 
 def write_outputs(explanation: Explanation, out: Path) -> list[Path]:

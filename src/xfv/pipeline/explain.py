@@ -23,8 +23,7 @@ from xfv.method.distances import cosine_distance
 from xfv.method.occlusion import OcclusionPlan, OcclusionSettings
 from xfv.method.xmaps import MethodMaps, OcclusionEmbeddings, check_methods, compute_xmaps
 from xfv.models.base import FaceModel, ProgressCallback
-from xfv.pipeline.quality import pair_quality
-from xfv.pipeline.verify import confidence_of, needs_quality, resolve_calibrator
+from xfv.pipeline.verify import confidence_of, quality_for, resolve_calibrator
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -273,8 +272,8 @@ def explain_pair(
     engine = _engine_for(model, engine, settings, cache, progress)
     passes_before = engine.forward_passes
     emb1, emb2 = engine.embeddings(face1), engine.embeddings(face2)
-    decision = _decision_rule(model, threshold, calibrator, quality, (face1, face2))
-    options = _MapOptions(model, methods, *decision, coverage_normalised, smoothing, colourmap)
+    calibration = _calibration(model, calibrator, quality, (face1, face2))
+    options = _MapOptions(model, methods, threshold, *calibration, coverage_normalised, smoothing, colourmap)
     return _explanation(face1, face2, emb1, emb2, engine.plan, options, engine.forward_passes - passes_before)
 
 
@@ -305,8 +304,8 @@ def explain_pair_progressively(
     methods = check_methods(methods)
     engine = _engine_for(model, engine, settings, cache, progress)
     passes_before = engine.forward_passes
-    decision = _decision_rule(model, threshold, calibrator, quality, (face1, face2))
-    options = _MapOptions(model, methods, *decision, coverage_normalised, smoothing, colourmap)
+    calibration = _calibration(model, calibrator, quality, (face1, face2))
+    options = _MapOptions(model, methods, threshold, *calibration, coverage_normalised, smoothing, colourmap)
     cached = engine.cached(face1), engine.cached(face2)
     if cached[0] is None or cached[1] is None:
         rows = [engine.new_rows(face) if stored is None else None for face, stored in zip((face1, face2), cached)]
@@ -373,21 +372,13 @@ class _MapOptions:
     colourmap: str
 
 
-def _decision_rule(
-    model: FaceModel,
-    threshold: float | None,
-    calibrator: Calibrator | None,
-    quality: float | None,
-    faces: tuple[np.ndarray, np.ndarray],
-) -> tuple[float | None, Calibrator | None, float | None]:
-    """Threshold, calibration (given and checked, else the model's) and, where its C-Score depends
-    on it, the pair's quality (given, else the aligned faces'): resolved before any pass."""
+def _calibration(
+    model: FaceModel, calibrator: Calibrator | None, quality: float | None, faces: tuple[np.ndarray, np.ndarray]
+) -> tuple[Calibrator | None, float | None]:
+    """The calibration (given and checked, else the model's) and, where its C-Score depends on it,
+    the pair's quality (given, else the aligned faces'): resolved before any pass."""
     calibrator = resolve_calibrator(calibrator, model)
-    if not needs_quality(calibrator):
-        quality = None
-    elif quality is None:
-        quality = pair_quality(faces, "aligned")
-    return threshold, calibrator, quality
+    return calibrator, quality_for(calibrator, quality, faces)
 
 
 def _explanation(
@@ -428,8 +419,8 @@ def explain_photos(
     aligned); a quality-aware calibration scores at the photos' quality."""
     from xfv.faces import align_path
 
-    if needs_quality(resolve_calibrator(options.get("calibrator"), model)):
-        options.setdefault("quality", pair_quality((Path(path1), Path(path2)), mode))
+    calibrator = resolve_calibrator(options.get("calibrator"), model)
+    options["quality"] = quality_for(calibrator, options.get("quality"), (Path(path1), Path(path2)), mode)
     return explain_pair(align_path(path1, model.spec, mode), align_path(path2, model.spec, mode), model, **options)
 
 

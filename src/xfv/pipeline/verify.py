@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,20 @@ def needs_quality(calibrator: Calibrator | None) -> bool:
     return isinstance(calibrator, QualityAwareCalibrator)
 
 
+def quality_for(
+    calibrator: Calibrator | None,
+    quality: float | None,
+    faces: Sequence[np.ndarray | Path],
+    mode: str = "aligned",
+    choices: Sequence[FaceChoice] = ("auto", "auto"),
+) -> float | None:
+    """The pair quality a C-Score of ``calibrator`` is scored at: None unless it is quality-aware;
+    then ``quality`` where given, else measured on ``faces`` (:func:`~xfv.pipeline.quality.pair_quality`)."""
+    if not needs_quality(calibrator):
+        return None
+    return quality if quality is not None else pair_quality(faces, mode, choices)
+
+
 def calibration_name(calibrator: Calibrator) -> str:
     """How a calibration is named to users: method, model and the data it was fitted on."""
     return f"{calibrator.kind} of {calibrator.model_name_} fitted on {calibrator.fitted_on_.get('description', 'unknown data')}"
@@ -139,13 +154,11 @@ def verify_aligned(
     ``calibrator`` (default: the model's); a quality-aware one gets ``quality``, else the faces' own."""
     threshold, source = resolve_threshold(model, threshold)
     calibrator = resolve_calibrator(calibrator, model)
-    if needs_quality(calibrator) and quality is None:
-        quality = pair_quality((face1, face2), "aligned")
+    quality = quality_for(calibrator, quality, (face1, face2))
     distance, same = verify_faces(face1, face2, model, threshold)
     confidence = confidence_of(calibrator, distance, threshold, quality)
     name = calibration_name(calibrator) if calibrator else None
-    used_quality = quality if needs_quality(calibrator) else None
-    return Verification(*names, model.spec.name, distance, threshold, source, same, confidence, name, used_quality)
+    return Verification(*names, model.spec.name, distance, threshold, source, same, confidence, name, quality)
 
 
 def verify_paths(
@@ -161,7 +174,7 @@ def verify_paths(
     a quality-aware calibration gets the photos' quality, measured as its calibration data was)."""
     aligned = [align_photo(path, model.spec, mode, face) for path, face in zip((image1, image2), faces)]
     calibrator = resolve_calibrator(calibrator, model)
-    quality = pair_quality((image1, image2), mode, faces) if needs_quality(calibrator) else None
+    quality = quality_for(calibrator, None, (image1, image2), mode, faces)
     names = (str(image1), str(image2))
     verification = verify_aligned(aligned[0].face, aligned[1].face, model, threshold, names, calibrator, quality)
     reports = [photo.report for photo in aligned]

@@ -244,7 +244,7 @@ class Uploads:
             photos = [self._photo(name, data, model, self.max_pixels, face) for (name, data), face in zip(files, faces)]
         threshold, source, calibrator = decision_rule(session, model)
         distance, same = verify_faces(photos[0].aligned.face, photos[1].aligned.face, model, threshold)
-        quality = upload_quality(photos, faces) if needs_quality(calibrator) else None
+        quality = upload_quality(photos, faces) if needs_quality(calibrator) else None  # decoded photos, not paths
         cscore = confidence_of(calibrator, distance, threshold, quality)
         upload = Upload(
             uuid.uuid4().hex,
